@@ -1,0 +1,112 @@
+"""Masked-LM loss for ``tokendrop_roberta``: updates token importance, adds ScTD.
+
+Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``),
+``mlm_acc`` (MLPerf's masked-LM accuracy: correct / masked), ``kept_frac``
+(non-padding tokens the middle layers saw / non-padding tokens),
+``kl_local``/``kl_global`` (per ScTD update) and the mean and spread of the
+unpinned importance scores.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+
+from ..flags import FlagError
+from ..importance import find_token_importance
+from ..sctd_loss import cls_kl, is_sctd_update, sctd_loss
+
+
+@dataclass
+class MaskedLmTokenDropConfig(FairseqDataclass):
+    sctd_interval: int = field(default=0, metadata={
+        "help": "ScTD: every F-th update also runs the full model and adds the "
+                "semantic-consistency losses (the paper uses 10); 0 = vanilla token dropping"})
+    sctd_full_weight: float = field(default=0.5, metadata={
+        "help": "ScTD: weight a of the full-model MLM loss: (1-a)*L_drop + a*L_full"})
+    sctd_kl_weight: float = field(default=0.05, metadata={
+        "help": "ScTD: weight of each KL term (local and global)"})
+
+
+class MlmPass(NamedTuple):
+    loss: Tensor  # summed over masked positions
+    token_losses: Tensor  # [M] fp32
+    correct: Tensor
+    extra: dict
+
+
+@register_criterion("masked_lm_tokendrop", dataclass=MaskedLmTokenDropConfig)
+class MaskedLmTokenDropLoss(FairseqCriterion):
+    def __init__(self, cfg: MaskedLmTokenDropConfig, task):
+        super().__init__(task)
+        if cfg.sctd_interval < 0:
+            raise FlagError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
+        if not 0.0 <= cfg.sctd_full_weight <= 1.0:
+            raise FlagError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
+        self.cfg = cfg
+
+    def _mlm_pass(self, model, sample, masked: Tensor, targets: Tensor, drop_tokens: bool) -> MlmPass:
+        logits, extra = model(**sample["net_input"], masked_tokens=masked, drop_tokens=drop_tokens)
+        token_losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        correct = (logits.argmax(-1) == targets).sum()
+        return MlmPass(token_losses.sum(), token_losses, correct, extra)
+
+    def forward(self, model, sample, reduce=True):
+        masked = sample["target"].ne(self.padding_idx)
+        targets = sample["target"][masked]
+        sample_size = masked.int().sum()
+
+        drop = self._mlm_pass(model, sample, masked, targets, drop_tokens=True)
+        importance = find_token_importance(model)
+        if model.training:
+            importance.update(targets, drop.token_losses)
+
+        loss = drop.loss
+        logging_output = {
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": sample_size,
+            "mlm_correct": drop.correct,
+            "kept_tokens": drop.extra["kept_tokens"],
+            "tokens": drop.extra["tokens"],
+        }
+        if model.training and is_sctd_update(model.num_updates, self.cfg.sctd_interval):
+            full = self._mlm_pass(model, sample, masked, targets, drop_tokens=False)
+            kl_local = cls_kl(full.extra["last_layer_input"][:, 0], drop.extra["last_layer_input"][:, 0])
+            kl_global = cls_kl(full.extra["features"][:, 0], drop.extra["features"][:, 0])
+            loss = sctd_loss(drop.loss, full.loss, kl_local, kl_global,
+                             self.cfg.sctd_full_weight, self.cfg.sctd_kl_weight)
+            logging_output.update(sctd_updates=1, kl_local=kl_local.data, kl_global=kl_global.data,
+                                  full_loss=full.loss.data)
+        logging_output["loss"] = loss.data
+        imp_mean, imp_std = importance.summary()
+        logging_output.update(imp_mean=imp_mean, imp_std=imp_std, imp_logs=1)
+        return loss, sample_size, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(float(log.get(key, 0)) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        metrics.log_derived("ppl", lambda meters: 2 ** meters["loss"].avg)
+        metrics.log_scalar("mlm_acc", total("mlm_correct") / max(sample_size, 1), sample_size, round=4)
+        metrics.log_scalar("kept_frac", total("kept_tokens") / max(total("tokens"), 1), round=3)
+        sctd_updates = total("sctd_updates")
+        if sctd_updates:
+            metrics.log_scalar("kl_local", total("kl_local") / sctd_updates, sctd_updates, round=4)
+            metrics.log_scalar("kl_global", total("kl_global") / sctd_updates, sctd_updates, round=4)
+        logs = total("imp_logs")
+        if logs:
+            metrics.log_scalar("imp_mean", total("imp_mean") / logs, round=3)
+            metrics.log_scalar("imp_std", total("imp_std") / logs, round=3)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

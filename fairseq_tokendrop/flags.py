@@ -1,0 +1,107 @@
+"""The model's token-dropping flags: declaration, defaults and startup checks.
+
+Defaults follow TF Model Garden's token-dropping BERT (beta 0.995, init 10.0,
+allow [UNK] [CLS] [SEP] [MASK], deny [PAD]), in fairseq's symbols.
+"""
+from typing import List
+
+import torch
+from fairseq.utils import safe_getattr
+
+from .token_dropping_encoder import MIN_LAYERS
+
+STRATEGIES = ("importance", "random")
+
+
+class FlagError(SystemExit):
+    """A bad flag value: exits with one line naming the flag, no traceback.
+
+    A SystemExit, as argparse's own errors are, so fairseq-train prints the
+    message alone; library callers can catch it by this name.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(f"fairseq_tokendrop: error: {message}")
+
+
+def add_token_drop_args(parser) -> None:
+    parser.add_argument("--token-drop", type=float, metavar="P",
+                        help="drop floor(P*T) tokens of each padded length-T sequence in the "
+                             "middle layers (ScTD's flag); P in [0, 1), 0 = no dropping")
+    parser.add_argument("--token-keep-k", type=int, metavar="K",
+                        help="keep min(K, T) tokens in the middle layers (TF's token_keep_k); "
+                             "0 = no dropping. Give at most one of --token-drop/--token-keep-k")
+    parser.add_argument("--token-drop-strategy", choices=STRATEGIES,
+                        help="importance: keep the highest moving-average MLM losses per "
+                             "vocabulary id (Hou et al. 2022); random: a uniform random subset "
+                             "every step (random-LTD-style baseline)")
+    parser.add_argument("--token-allow-list", metavar="SYMS",
+                        help="comma-separated dictionary symbols that are always kept")
+    parser.add_argument("--token-deny-list", metavar="SYMS",
+                        help="comma-separated dictionary symbols that are dropped first")
+    parser.add_argument("--token-importance-init", type=float, metavar="S",
+                        help="initial importance score of every vocabulary id")
+    parser.add_argument("--token-importance-beta", type=float, metavar="B",
+                        help="moving-average factor: score <- B*score + (1-B)*loss "
+                             "(0.995 in TF, 0.95 in ScTD)")
+    parser.add_argument("--init-token-importance", metavar="FILE",
+                        help="start from saved scores: a float tensor [len(dictionary)] "
+                             "written with torch.save")
+
+
+def set_token_drop_defaults(args) -> None:
+    args.token_drop = safe_getattr(args, "token_drop", 0.0)
+    args.token_keep_k = safe_getattr(args, "token_keep_k", 0)
+    args.token_drop_strategy = safe_getattr(args, "token_drop_strategy", "importance")
+    args.token_allow_list = safe_getattr(args, "token_allow_list", "<s>,</s>,<unk>,<mask>")
+    args.token_deny_list = safe_getattr(args, "token_deny_list", "<pad>")
+    args.token_importance_init = safe_getattr(args, "token_importance_init", 10.0)
+    args.token_importance_beta = safe_getattr(args, "token_importance_beta", 0.995)
+    args.init_token_importance = safe_getattr(args, "init_token_importance", None)
+
+
+def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
+    ids = []
+    for symbol in (s.strip() for s in (symbols or "").split(",")):
+        if not symbol:
+            continue
+        if symbol not in dictionary.indices:
+            raise FlagError(f"{flag}: symbol {symbol!r} is not in the dictionary")
+        ids.append(dictionary.indices[symbol])
+    return ids
+
+
+def check_token_drop_args(args, dictionary) -> None:
+    """Raise FlagError for the first bad value, naming its flag."""
+    if not 0.0 <= args.token_drop < 1.0:
+        raise FlagError(f"--token-drop must be in [0, 1), got {args.token_drop}")
+    if args.token_keep_k < 0:
+        raise FlagError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
+    dropping = args.token_drop > 0 or args.token_keep_k > 0
+    if args.token_drop > 0 and args.token_keep_k > 0:
+        raise FlagError("give at most one of --token-drop and --token-keep-k")
+    if args.token_drop_strategy not in STRATEGIES:
+        raise FlagError(f"--token-drop-strategy must be one of {STRATEGIES}, got {args.token_drop_strategy!r}")
+    if not 0.0 <= args.token_importance_beta < 1.0:
+        raise FlagError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
+    if dropping and args.encoder_layers < MIN_LAYERS:
+        raise FlagError(f"--encoder-layers must be >= {MIN_LAYERS} for token dropping, got {args.encoder_layers}")
+    if dropping and safe_getattr(args, "encoder_layerdrop", 0.0) > 0:
+        raise FlagError("--encoder-layerdrop cannot be combined with token dropping")
+    symbol_ids("--token-allow-list", args.token_allow_list, dictionary)
+    symbol_ids("--token-deny-list", args.token_deny_list, dictionary)
+
+
+def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
+    flag = "--init-token-importance"
+    try:
+        scores = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FlagError(f"{flag}: no such file: {path}")
+    except Exception as e:
+        raise FlagError(f"{flag}: cannot read {path} as a saved tensor ({type(e).__name__}: {e})")
+    if not torch.is_tensor(scores) or scores.shape != (vocab_size,) or not scores.is_floating_point():
+        shape = tuple(scores.shape) if torch.is_tensor(scores) else type(scores).__name__
+        raise FlagError(f"{flag}: {path} holds {shape}, expected a float tensor of shape "
+                        f"({vocab_size},), one score per dictionary entry")
+    return scores

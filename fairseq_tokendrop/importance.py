@@ -1,0 +1,146 @@
+"""Per-vocabulary token importance: a moving average of the MLM loss.
+
+Hou et al., "Token Dropping for Efficient BERT Pretraining" (ACL 2022), and TF
+Model Garden ``TokenImportanceWithMovingAvg``: one float32 score per
+vocabulary id; a position's importance is the score of its input id.
+
+Three departures from both reference implementations, on purpose:
+- duplicate ids in a batch are averaged, not last-write-wins;
+- sums and counts are all-reduced over data-parallel workers before the
+  update, so every rank keeps identical scores;
+- non-finite per-token losses are left out of the update.
+
+The scores are not a parameter or buffer: ``model.half()`` would cast a buffer,
+and a stock ``roberta_base`` loads its state dict strictly. They travel in the
+state dict's module-local metadata instead (``state_dict._metadata``), which
+torch and fairseq carry through saving, broadcasting and loading, and which
+stock loaders ignore.
+"""
+from typing import Iterable, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+PIN = 1e4  # finite, as in TF: allow-list ids are always kept, deny-list ids dropped first
+METADATA_KEY = "token_importance"
+
+
+class TokenImportance(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        init_value: float,
+        beta: float,
+        allow_ids: Iterable[int],
+        deny_ids: Iterable[int],
+        init_scores: Optional[Tensor] = None,
+    ):
+        super().__init__()
+        self.beta = beta
+        self.pin_value = torch.zeros(vocab_size)
+        self.pinned = torch.zeros(vocab_size, dtype=torch.bool)
+        for ids, value in ((list(deny_ids), -PIN), (list(allow_ids), PIN)):
+            self.pin_value[ids] = value
+            self.pinned[ids] = True
+        self.scores = torch.full((vocab_size,), float(init_value))
+        if init_scores is not None:
+            self.set(init_scores)
+        self._pin()
+        self._register_state_dict_hook(_save_scores_in_metadata)
+
+    def _follow(self, device: torch.device) -> None:
+        # Moved lazily: ``.to()``/``.half()`` on the model skip plain tensors,
+        # which is exactly what keeps the scores float32 under --fp16.
+        if self.scores.device != device:
+            self.scores = self.scores.to(device)
+            self.pin_value = self.pin_value.to(device)
+            self.pinned = self.pinned.to(device)
+
+    def _pin(self) -> None:
+        self.scores = torch.where(self.pinned, self.pin_value, self.scores)
+
+    def position_scores(self, tokens: Tensor) -> Tensor:
+        """``[B, T]`` token ids -> ``[B, T]`` float32 importance of each position."""
+        self._follow(tokens.device)
+        return self.scores[tokens]
+
+    def random_scores(self, tokens: Tensor) -> Tensor:
+        """Uniform random scores with the allow/deny pins kept (random-LTD-style baseline)."""
+        self._follow(tokens.device)
+        noise = torch.rand(tokens.shape, device=tokens.device)
+        return torch.where(self.pinned[tokens], self.pin_value[tokens], noise)
+
+    @torch.no_grad()
+    def update(self, ids: Tensor, losses: Tensor) -> None:
+        """``score <- beta*score + (1-beta)*mean loss`` for every id that was a target.
+
+        Args:
+            ids: ``[M]`` long, the target ids of the masked positions.
+            losses: ``[M]`` their MLM losses (any float dtype; computed in fp32).
+        """
+        self._follow(ids.device)
+        losses = losses.detach().float()
+        finite = torch.isfinite(losses)
+        stats = torch.zeros(2, self.scores.numel(), device=ids.device)
+        stats[0].index_add_(0, ids, torch.where(finite, losses, torch.zeros_like(losses)))
+        stats[1].index_add_(0, ids, finite.float())
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from fairseq.distributed import utils as distributed_utils
+
+            distributed_utils.all_reduce(stats, distributed_utils.get_data_parallel_group())
+        sums, counts = stats
+        mean = sums / counts.clamp(min=1)
+        moved = self.beta * self.scores + (1.0 - self.beta) * mean
+        self.scores = torch.where(counts > 0, moved, self.scores)
+        self._pin()
+
+    def summary(self):
+        """Mean and standard deviation of the unpinned scores, as tensors (no host sync)."""
+        free = (~self.pinned).float()
+        n = free.sum().clamp(min=1)
+        mean = (self.scores * free).sum() / n
+        std = (((self.scores - mean) ** 2 * free).sum() / n).sqrt()
+        return mean, std
+
+    def get(self) -> Tensor:
+        return self.scores.detach().clone().float()
+
+    def set(self, scores: Tensor) -> None:
+        scores = torch.as_tensor(scores)
+        if scores.shape != self.scores.shape:
+            raise ValueError(
+                f"token importance has shape {tuple(scores.shape)}, expected "
+                f"{tuple(self.scores.shape)} (one score per dictionary entry)"
+            )
+        self.scores = scores.detach().to(self.scores.device, torch.float32).clone()
+        self._pin()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+        if METADATA_KEY in local_metadata:
+            self.set(local_metadata[METADATA_KEY])
+
+
+def _save_scores_in_metadata(module, state_dict, prefix, local_metadata):
+    local_metadata[METADATA_KEY] = module.get().cpu()
+
+
+def find_token_importance(model: nn.Module) -> TokenImportance:
+    found = [m for m in model.modules() if isinstance(m, TokenImportance)]
+    if len(found) != 1:
+        raise TypeError(
+            f"expected a tokendrop_roberta model with one token-importance tracker, "
+            f"found {len(found)} in {type(model).__name__}"
+        )
+    return found[0]
+
+
+def get_token_importance(model: nn.Module) -> Tensor:
+    """float32 ``[len(dictionary)]``, a copy of the model's current scores."""
+    return find_token_importance(model).get()
+
+
+def set_token_importance(model: nn.Module, scores: Tensor) -> None:
+    """Replace the model's scores; allow/deny pins are re-applied."""
+    find_token_importance(model).set(scores)

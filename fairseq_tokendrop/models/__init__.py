@@ -1,0 +1,1 @@
+from . import tokendrop_roberta  # noqa: F401  (registers the model)

@@ -1,0 +1,118 @@
+"""RoBERTa whose middle layers see only the kept tokens while training.
+
+A ``RobertaModel`` in every other respect: same parameters and state-dict
+keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
+is exactly RoBERTa over all tokens.
+"""
+from typing import Optional
+
+from torch import Tensor
+from fairseq.models import register_model, register_model_architecture
+from fairseq.models.roberta import RobertaEncoder, RobertaModel
+from fairseq.models.roberta.model import roberta_base_architecture, roberta_large_architecture
+from fairseq.modules.transformer_sentence_encoder import init_bert_params
+from fairseq.utils import safe_hasattr
+
+from ..flags import (add_token_drop_args, check_token_drop_args, load_init_scores,
+                     set_token_drop_defaults, symbol_ids)
+from ..importance import TokenImportance
+from ..token_dropping_encoder import TokenDroppingTransformerEncoder
+from ..token_selection import num_kept, select_kept
+
+
+@register_model("tokendrop_roberta")
+class TokenDropRobertaModel(RobertaModel):
+    num_updates = 0
+
+    @staticmethod
+    def add_args(parser):
+        RobertaModel.add_args(parser)
+        add_token_drop_args(parser)
+
+    @classmethod
+    def build_model(cls, args, task):
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(args):
+            OmegaConf.set_struct(args, False)
+        tokendrop_roberta_base(args)
+        check_token_drop_args(args, task.source_dictionary)
+        if not safe_hasattr(args, "max_positions"):
+            if not safe_hasattr(args, "tokens_per_sample"):
+                args.tokens_per_sample = task.max_positions()
+            args.max_positions = args.tokens_per_sample
+        encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
+        if OmegaConf.is_config(args):
+            OmegaConf.set_struct(args, True)
+        return cls(args, encoder)
+
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+
+class TokenDropRobertaEncoder(RobertaEncoder):
+    def __init__(self, args, dictionary):
+        super().__init__(args, dictionary)
+        self.drop_fraction = args.token_drop
+        self.keep_k = args.token_keep_k
+        self.strategy = args.token_drop_strategy
+        init = args.init_token_importance
+        self.token_importance = TokenImportance(
+            len(dictionary),
+            init_value=args.token_importance_init,
+            beta=args.token_importance_beta,
+            allow_ids=symbol_ids("--token-allow-list", args.token_allow_list, dictionary),
+            deny_ids=symbol_ids("--token-deny-list", args.token_deny_list, dictionary),
+            init_scores=load_init_scores(init, len(dictionary)) if init else None,
+        )
+
+    def build_encoder(self, args, dictionary, embed_tokens):
+        encoder = TokenDroppingTransformerEncoder(args, dictionary, embed_tokens)
+        encoder.apply(init_bert_params)
+        return encoder
+
+    def keep_index(self, src_tokens: Tensor) -> Optional[Tensor]:
+        """``[B, K]`` positions the middle layers see, or None for all of them."""
+        k = num_kept(src_tokens.size(1), self.drop_fraction, self.keep_k)
+        if not self.training or k >= src_tokens.size(1):
+            return None
+        if self.strategy == "random":
+            scores = self.token_importance.random_scores(src_tokens)
+        else:
+            scores = self.token_importance.position_scores(src_tokens)
+        return select_kept(scores, k)
+
+    def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
+                masked_tokens=None, drop_tokens=True, **unused):
+        """As ``RobertaEncoder.forward``; ``drop_tokens=False`` forces a full pass.
+
+        The extra dict adds ``features`` ``[B, T, C]`` (the encoder output
+        before the LM head), ``last_layer_input`` ``[B, T, C]`` and the token
+        counts ``kept_tokens`` / ``tokens`` (non-padding).
+        """
+        keep = self.keep_index(src_tokens) if drop_tokens else None
+        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep)
+        x = out["encoder_out"][0].transpose(0, 1)
+        extra = {
+            "inner_states": out["encoder_states"] if return_all_hiddens else None,
+            "features": x,
+            "last_layer_input": out["last_layer_input"].transpose(0, 1),
+            "kept_tokens": (~out["kept_padding_mask"]).sum(),
+            "tokens": (~out["encoder_padding_mask"][0]).sum(),
+        }
+        if not features_only:
+            x = self.output_layer(x, masked_tokens=masked_tokens)
+        return x, extra
+
+
+@register_model_architecture("tokendrop_roberta", "tokendrop_roberta_base")
+def tokendrop_roberta_base(args):
+    set_token_drop_defaults(args)
+    roberta_base_architecture(args)
+
+
+@register_model_architecture("tokendrop_roberta", "tokendrop_roberta_large")
+def tokendrop_roberta_large(args):
+    set_token_drop_defaults(args)
+    roberta_large_architecture(args)

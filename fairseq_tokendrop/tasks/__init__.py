@@ -1,0 +1,1 @@
+from . import masked_lm_tokendrop  # noqa: F401  (registers the task)

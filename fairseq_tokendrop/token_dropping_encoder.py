@@ -1,0 +1,80 @@
+"""fairseq's ``TransformerEncoder`` with the token-dropping layout.
+
+For N layers and kept positions ``keep_index`` (Hou et al. 2022; TF Model
+Garden ``token_dropping/encoder.py``; ScTD, Zhong et al. 2023):
+
+- layers ``[0, N//2-1)`` see all tokens;
+- layer ``N//2-1`` attends from the kept tokens to all tokens and returns the
+  kept tokens only;
+- layers ``[N//2, N-1)`` see the kept tokens only, in positional order;
+- dropped tokens re-enter with the state they had entering layer ``N//2-1``,
+  and layer ``N-1`` sees all tokens. The output is full length.
+
+Without ``keep_index`` this is the stock encoder, call for call.
+"""
+from typing import Optional
+
+from torch import Tensor
+from fairseq.models.transformer import TransformerEncoder
+
+from .cross_attention_layer import cross_attention_layer
+from .token_selection import gather_tokens, scatter_tokens
+
+MIN_LAYERS = 4
+
+
+class TokenDroppingTransformerEncoder(TransformerEncoder):
+    def forward(
+        self,
+        src_tokens: Tensor,
+        src_lengths: Optional[Tensor] = None,
+        return_all_hiddens: bool = False,
+        token_embeddings: Optional[Tensor] = None,
+        keep_index: Optional[Tensor] = None,
+    ):
+        """As ``TransformerEncoder.forward``, plus:
+
+        Args:
+            keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
+        Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
+        output of layer N-2, full length: what ScTD's local loss compares) and
+        ``kept_padding_mask`` ``[B, K]``.
+        """
+        if keep_index is None:
+            out = super().forward(src_tokens, src_lengths, True, token_embeddings)
+            out["last_layer_input"] = out["encoder_states"][-2]
+            out["kept_padding_mask"] = out["encoder_padding_mask"][0]
+            if not return_all_hiddens:
+                out["encoder_states"] = []
+            return out
+        if return_all_hiddens:
+            raise ValueError("return_all_hiddens is not defined while tokens are dropped")
+        return self._forward_dropping(src_tokens, keep_index, token_embeddings)
+
+    def _forward_dropping(self, src_tokens, keep_index, token_embeddings):
+        n = len(self.layers)
+        split = n // 2 - 1
+        padding = src_tokens.eq(self.padding_idx)
+        kept_padding = padding.gather(1, keep_index)
+
+        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
+        x = (x * (1 - padding.unsqueeze(-1).type_as(x))).transpose(0, 1)
+        for layer in self.layers[:split]:
+            x = layer(x, encoder_padding_mask=padding)
+
+        kept = cross_attention_layer(self.layers[split], gather_tokens(x, keep_index), x, padding)
+        for layer in self.layers[split + 1 : n - 1]:
+            kept = layer(kept, encoder_padding_mask=kept_padding)
+
+        last_input = scatter_tokens(x, keep_index, kept)
+        x = self.layers[n - 1](last_input, encoder_padding_mask=padding)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return {
+            "encoder_out": [x],
+            "encoder_padding_mask": [padding],
+            "encoder_embedding": [embedding],
+            "encoder_states": [],
+            "last_layer_input": last_input,
+            "kept_padding_mask": kept_padding,
+        }
