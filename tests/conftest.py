@@ -1,0 +1,123 @@
+"""Shared builders: tiny models made in-process, and a tiny data-bin made by fairseq-preprocess."""
+import argparse
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY
+from fairseq.models.roberta import RobertaModel
+
+import fairseq_tokendrop  # noqa: F401  (registers the plugin)
+from fairseq_tokendrop.models.tokendrop_roberta import TokenDropRobertaModel
+
+REPO = Path(__file__).resolve().parents[1]
+USER_DIR = str(REPO / "fairseq_tokendrop")
+
+
+class TinyTask:
+    """What build_model and the criterion read from a fairseq task."""
+
+    def __init__(self, dictionary, max_positions=64):
+        self.source_dictionary = self.target_dictionary = self.dictionary = dictionary
+        self._max_positions = max_positions
+
+    def max_positions(self):
+        return self._max_positions
+
+
+def tiny_dictionary(n_words=40):
+    d = Dictionary()
+    for i in range(n_words):
+        d.add_symbol(f"w{i}")
+    d.add_symbol("<mask>")
+    return d
+
+
+def tiny_args(arch="tokendrop_roberta_base", **overrides):
+    args = argparse.Namespace(
+        encoder_layers=6, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
+        max_positions=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+    )
+    for k, v in overrides.items():
+        setattr(args, k, v)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    return args
+
+
+def build_tokendrop(dictionary=None, seed=0, **overrides):
+    dictionary = dictionary or tiny_dictionary()
+    torch.manual_seed(seed)
+    return TokenDropRobertaModel.build_model(tiny_args(**overrides), TinyTask(dictionary))
+
+
+def build_stock_roberta(dictionary, **overrides):
+    return RobertaModel.build_model(tiny_args("roberta_base", **overrides), TinyTask(dictionary))
+
+
+def random_tokens(dictionary, batch, length, seed=0, pad_tail=()):
+    """[B, T] ids: <s> first, </s> last real token, words between; row b padded by pad_tail[b]."""
+    g = torch.Generator().manual_seed(seed)
+    words = torch.randint(dictionary.nspecial, len(dictionary) - 1, (batch, length), generator=g)
+    words[:, 0] = dictionary.bos()
+    for b in range(batch):
+        n_pad = pad_tail[b] if b < len(pad_tail) else 0
+        words[b, length - n_pad - 1] = dictionary.eos()
+        if n_pad:
+            words[b, length - n_pad:] = dictionary.pad()
+    return words
+
+
+def run_cli(module, *args, cwd=REPO, check=True):
+    """Run a fairseq CLI (fairseq_cli.train, ...) in a fresh Python, as a user would."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def write_structured_corpus(path, n_lines, seed):
+    """Sentences with learnable structure: each word is followed by a fixed successor most of the time."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(50)]
+    with open(path, "w") as f:
+        for i in range(n_lines):
+            w = rng.randrange(50)
+            words = []
+            for _ in range(rng.randint(8, 30)):
+                words.append(vocab[w])
+                w = (w * 7 + 3) % 50 if rng.random() < 0.9 else rng.randrange(50)
+            f.write(" ".join(words) + "\n")
+            if i % 10 == 9:
+                f.write("\n")
+
+
+@pytest.fixture(scope="session")
+def data_bin(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    write_structured_corpus(root / "train.txt", 600, seed=1)
+    write_structured_corpus(root / "valid.txt", 60, seed=2)
+    run_cli("fairseq_cli.preprocess", "--only-source", "--trainpref", root / "train.txt",
+            "--validpref", root / "valid.txt", "--destdir", root / "bin", "--workers", "1")
+    return root / "bin"
+
+
+TINY_MODEL_FLAGS = [
+    "--encoder-layers", "4", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+    "--encoder-attention-heads", "2", "--tokens-per-sample", "32", "--max-positions", "32",
+]
+
+
+def train_flags(data_bin, save_dir, *extra, arch="tokendrop_roberta_base", task="masked_lm_tokendrop"):
+    return [
+        data_bin, "--user-dir", USER_DIR, "--task", task, "--arch", arch, *TINY_MODEL_FLAGS,
+        "--batch-size", "8", "--optimizer", "adam", "--lr", "2e-3", "--seed", "3",
+        "--save-dir", save_dir, "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
+        "--num-workers", "0", "--no-epoch-checkpoints", *extra,
+    ]

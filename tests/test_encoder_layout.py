@@ -1,0 +1,123 @@
+"""The token-dropping encoder against stock fairseq RoBERTa and a per-sample re-computation."""
+import pytest
+import torch
+
+from fairseq_tokendrop import set_token_importance
+from fairseq_tokendrop.flags import FlagError
+
+from conftest import build_stock_roberta, build_tokendrop, random_tokens, tiny_dictionary
+
+
+def twin_models(**overrides):
+    d = tiny_dictionary()
+    ours = build_tokendrop(d, **overrides)
+    stock = build_stock_roberta(d, **{k: v for k, v in overrides.items() if not k.startswith("token")})
+    stock.load_state_dict(ours.state_dict(), strict=True)
+    return d, ours, stock
+
+
+@pytest.mark.parametrize("mode", ["eval", "train_without_dropping"])
+def test_without_dropping_it_is_stock_roberta(mode):
+    drop = 0.5 if mode == "eval" else 0.0
+    d, ours, stock = twin_models(token_drop=drop, dropout=0.0)
+    tokens = random_tokens(d, 3, 12, pad_tail=(0, 4, 2))
+    masked = torch.zeros_like(tokens, dtype=torch.bool)
+    masked[:, 3] = masked[1, 5] = True
+    for m in (ours, stock):
+        m.train(mode != "eval")
+    assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
+    assert torch.equal(ours(tokens, masked_tokens=masked)[0], stock(tokens, masked_tokens=masked)[0])
+
+
+def reference_features(model, tokens, keep_index):
+    """(output, input of the last layer) of each sample alone, unpadded, through the stock layers, following the layout by hand.
+
+    The cross-attention layer's reference is the stock layer over all tokens,
+    keeping only the rows of kept tokens: attention from a subset of queries to
+    all keys is exactly those rows of full self-attention.
+    """
+    enc = model.encoder.sentence_encoder
+    layers, pad = enc.layers, enc.padding_idx
+    n = len(layers)
+    split = n // 2 - 1
+    out = []
+    for b in range(tokens.size(0)):
+        real = tokens[b][tokens[b].ne(pad)]
+        kept = [i for i in keep_index[b].tolist() if i < len(real)]
+        x = enc.forward_embedding(real[None])[0].transpose(0, 1)  # [L, 1, C]
+        for layer in layers[:split]:
+            x = layer(x, encoder_padding_mask=None)
+        h = layers[split](x, encoder_padding_mask=None)[kept]
+        for layer in layers[split + 1 : n - 1]:
+            h = layer(h, encoder_padding_mask=None)
+        merged = x.clone()
+        merged[kept] = h
+        y = layers[n - 1](merged, encoder_padding_mask=None)
+        if enc.layer_norm is not None:
+            y = enc.layer_norm(y)
+        out.append((y[:, 0], merged[:, 0]))
+    return out
+
+
+@pytest.mark.parametrize("layers", [4, 6, 7])
+@pytest.mark.parametrize("prenorm", [False, True])
+@pytest.mark.parametrize("flag", [("token_drop", 0.5), ("token_keep_k", 5)])
+def test_dropping_matches_a_recomputation_from_stock_layers(layers, prenorm, flag):
+    extra = dict(encoder_normalize_before=True, layernorm_embedding=False) if prenorm else {}
+    d = tiny_dictionary()
+    model = build_tokendrop(d, encoder_layers=layers, **{flag[0]: flag[1]}, **extra)
+    g = torch.Generator().manual_seed(layers)
+    set_token_importance(model, torch.rand(len(d), generator=g) * 10)
+    tokens = random_tokens(d, 4, 14, seed=layers, pad_tail=(0, 5, 9, 1))
+    tokens[2, 3] = d.index("<mask>")
+    model.train()
+    keep = model.encoder.keep_index(tokens)
+    assert keep.shape == (4, 7 if flag[0] == "token_drop" else 5)
+    features, extra_out = model(tokens, features_only=True)
+    with torch.no_grad():
+        expected = reference_features(model, tokens, keep)
+    for b, (ref, ref_last_input) in enumerate(expected):
+        assert torch.allclose(features[b, : ref.size(0)], ref, atol=1e-5), f"sample {b}"
+        last_input = extra_out["last_layer_input"][b, : ref.size(0)]
+        assert torch.allclose(last_input, ref_last_input, atol=1e-5), f"sample {b}"
+    real = tokens.ne(d.pad())
+    assert extra_out["tokens"].item() == real.sum().item()
+    assert extra_out["kept_tokens"].item() == real.gather(1, keep).sum().item()
+
+
+def test_selection_keeps_allowed_and_drops_padding_first():
+    d = tiny_dictionary()
+    model = build_tokendrop(d, token_drop=0.5)
+    tokens = random_tokens(d, 2, 12, pad_tail=(0, 3))
+    tokens[0, 4] = d.index("<mask>")
+    set_token_importance(model, torch.arange(len(d)).float())
+    model.train()
+    keep = model.encoder.keep_index(tokens)
+    scores = torch.arange(len(d)).float()
+    for b in range(2):
+        row = tokens[b].tolist()
+        rank = lambda i: (  # noqa: E731  allow list first, padding last, then by score, earlier first
+            -(row[i] in (d.bos(), d.eos(), d.unk(), d.index("<mask>"))),
+            row[i] == d.pad(),
+            -scores[row[i]].item(),
+            i,
+        )
+        assert keep[b].tolist() == sorted(sorted(range(12), key=rank)[:6])
+
+
+def test_random_strategy_draws_fresh_subsets_that_respect_the_lists():
+    d = tiny_dictionary()
+    model = build_tokendrop(d, token_drop=0.5, token_drop_strategy="random")
+    tokens = random_tokens(d, 1, 20, pad_tail=(6,))
+    model.train()
+    torch.manual_seed(0)
+    draws = {tuple(model.encoder.keep_index(tokens)[0].tolist()) for _ in range(20)}
+    assert len(draws) > 10
+    for kept in draws:
+        assert len(kept) == 10 and 0 in kept and 13 in kept  # <s>, </s>
+        assert not any(i >= 14 for i in kept)  # 6 pads, 10 kept of 14 real tokens
+
+
+def test_too_few_layers_is_a_clear_error():
+    with pytest.raises(FlagError, match="--encoder-layers must be >= 4"):
+        build_tokendrop(encoder_layers=3, token_drop=0.5)
