@@ -117,7 +117,7 @@ TINY_MODEL_FLAGS = [
 def train_flags(data_bin, save_dir, *extra, arch="tokendrop_roberta_base", task="masked_lm_tokendrop"):
     return [
         data_bin, "--user-dir", USER_DIR, "--task", task, "--arch", arch, *TINY_MODEL_FLAGS,
-        "--batch-size", "8", "--optimizer", "adam", "--lr", "2e-3", "--seed", "3",
+        "--batch-size", "8", "--optimizer", "adam", "--lr", "5e-3", "--seed", "3",
         "--save-dir", save_dir, "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
         "--num-workers", "0", "--no-epoch-checkpoints", *extra,
     ]
