@@ -31,7 +31,7 @@ train() {  # name, extra flags...
     mkdir -p "$out/$name"
     "$venv/bin/fairseq-train" "$out/data-bin" --user-dir fairseq_tokendrop \
         --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch tokendrop_roberta_base \
-        --encoder-layers 6 --encoder-embed-dim 256 --encoder-ffn-embed-dim 1024 --encoder-attention-heads 4 \
+        --encoder-layers 6 --encoder-embed-dim 192 --encoder-ffn-embed-dim 768 --encoder-attention-heads 3 \
         --sample-break-mode none --tokens-per-sample 128 --max-positions 128 --batch-size 16 \
         --optimizer adam --adam-betas "(0.9, 0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
         --lr 1e-3 --lr-scheduler polynomial_decay --warmup-updates 24 --total-num-update "$updates" \
