@@ -17,6 +17,11 @@ updates="${UPDATES:-240}"
 drop="${DROP:-0.5}"
 mkdir -p "$out"
 cd "$repo"
+# Keep freed memory in the process, as CUDA's caching allocator does: with glibc's defaults
+# every step hands its activations back to the OS and faults them in again, which costs
+# token dropping (tensors of two lengths) more than the baseline. See README, Speed.
+export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-1073741824}"
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1073741824}"
 
 echo "== 1/4 corpus: docstrings of the Python standard library" >&2
 [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus"
