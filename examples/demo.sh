@@ -13,7 +13,7 @@ bash "$repo/scripts/setup_env.sh"
 venv="${TOKENDROP_VENV:-$repo/.venv}"
 py="$venv/bin/python"
 out="${OUT:-$repo/demo_out}"
-updates="${UPDATES:-240}"
+updates="${UPDATES:-200}"
 drop="${DROP:-0.5}"
 mkdir -p "$out"
 cd "$repo"
@@ -23,15 +23,15 @@ cd "$repo"
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-1073741824}"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1073741824}"
 
-echo "== 1/4 corpus: docstrings of the Python standard library" >&2
+echo "== 1/5 corpus: docstrings of the Python standard library" >&2
 [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus"
-echo "== 2/4 sentencepiece + fairseq-preprocess" >&2
+echo "== 2/5 sentencepiece + fairseq-preprocess" >&2
 "$py" scripts/prepare_corpus.py --train "$out/corpus/train.txt" --valid "$out/corpus/valid.txt" \
     --destdir "$out/data-bin" --vocab-size 4000 --workers 2
 
 train() {  # name, extra flags...
     local name=$1; shift
-    echo "== $name: $updates updates" >&2
+    echo "== 3/5 $name: $updates updates" >&2
     rm -rf "$out/$name" "$out/tb/$name"
     mkdir -p "$out/$name"
     "$venv/bin/fairseq-train" "$out/data-bin" --user-dir fairseq_tokendrop \
@@ -50,5 +50,10 @@ train() {  # name, extra flags...
 train baseline --token-drop 0
 train tokendrop --token-drop "$drop"
 
-echo "== 4/4 report" >&2
+echo "== 4/5 speed: the same model, baseline and token dropping interleaved step by step" >&2
+"$py" scripts/benchmark.py --layers 6 --dim 192 --ffn 768 --heads 3 --seq-len 128 --batch-size 16 \
+    --vocab $(( $(wc -l < "$out/data-bin/dict.txt") + 5 )) --token-drop "$drop" --modes baseline,importance \
+    --warmup 2 --steps 12 --json "$out/speed.json" 2>/dev/null
+
+echo "== 5/5 masked-LM accuracy of the two fairseq-train runs" >&2
 "$py" scripts/demo_report.py --runs "$out/baseline" "$out/tokendrop" --json "$out/results.json"

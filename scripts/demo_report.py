@@ -71,7 +71,8 @@ def main(argv=None):
         print(f"\n{r['run']}: {r['sec_per_update'] / base['sec_per_update']:.3f}x the baseline's time per update, "
               f"masked-LM accuracy {r['valid_mlm_acc'][-1]:.4f} vs {base['valid_mlm_acc'][-1]:.4f} "
               f"after {r['updates']} updates (validation uses the full model).")
-    print("Runs were timed one after the other on a shared machine; scripts/benchmark.py interleaves them.")
+    print("These s/update come from runs timed one after the other on a shared machine;\n"
+          "scripts/benchmark.py interleaves the modes step by step and is the figure to trust.")
     if args.json:
         tmp = args.json.with_name(args.json.name + ".tmp")
         tmp.write_text(json.dumps(runs, indent=2))
