@@ -53,7 +53,8 @@ train tokendrop --token-drop "$drop"
 echo "== 4/5 speed: the same model, baseline and token dropping interleaved step by step" >&2
 "$py" scripts/benchmark.py --layers 6 --dim 192 --ffn 768 --heads 3 --seq-len 128 --batch-size 16 \
     --vocab $(( $(wc -l < "$out/data-bin/dict.txt") + 5 )) --token-drop "$drop" --modes baseline,importance \
-    --warmup 2 --steps 12 --json "$out/speed.json" 2>/dev/null
+    --warmup 2 --steps 12 --json "$out/speed.json" 2> "$out/speed.log" \
+    || { echo "demo: the benchmark failed, see $out/speed.log" >&2; exit 1; }
 
 echo "== 5/5 masked-LM accuracy of the two fairseq-train runs" >&2
 "$py" scripts/demo_report.py --runs "$out/baseline" "$out/tokendrop" --json "$out/results.json"
