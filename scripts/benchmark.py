@@ -53,13 +53,10 @@ from contextlib import nullcontext
 
 import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
-from fairseq.data import Dictionary
-from fairseq.models import ARCH_CONFIG_REGISTRY
-from fairseq.models.roberta import RobertaModel
 
 from fairseq_tokendrop import flops
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from fairseq_tokendrop.models.tokendrop_roberta import TokenDropRobertaModel
+from fairseq_tokendrop.standalone import StandaloneTask, build_model, made_up_dictionary
 from fairseq_tokendrop.token_selection import num_kept
 
 MODES = ("baseline", "importance", "random", "sctd")
@@ -130,33 +127,12 @@ def keep_freed_memory():
         return False
 
 
-class Task:
-    """What build_model and the criteria read from a fairseq task."""
-
-    def __init__(self, dictionary, max_positions):
-        self.source_dictionary = self.target_dictionary = self.dictionary = dictionary
-        self._max_positions = max_positions
-
-    def max_positions(self):
-        return self._max_positions
-
-
-def make_dictionary(size):
-    d = Dictionary()  # 4 specials
-    for i in range(size - len(d) - 1):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    return d
-
-
-def model_args(args, arch, **extra):
-    ns = argparse.Namespace(max_positions=args.seq_len, tokens_per_sample=args.seq_len, **extra)
-    for name, value in (("encoder_layers", args.layers), ("encoder_embed_dim", args.dim),
-                        ("encoder_ffn_embed_dim", args.ffn), ("encoder_attention_heads", args.heads)):
-        if value is not None:
-            setattr(ns, name, value)
-    ARCH_CONFIG_REGISTRY[arch](ns)
-    return ns
+def model_args(args, **extra):
+    """The command-line options of every mode's model; None dims are left to the arch."""
+    dims = dict(encoder_layers=args.layers, encoder_embed_dim=args.dim,
+                encoder_ffn_embed_dim=args.ffn, encoder_attention_heads=args.heads)
+    return dict(max_positions=args.seq_len, tokens_per_sample=args.seq_len,
+                **{k: v for k, v in dims.items() if v is not None}, **extra)
 
 
 def make_batches(dictionary, args, n=4):
@@ -214,23 +190,22 @@ class Mode:
 
 
 def build_modes(args, dictionary):
-    task = Task(dictionary, args.seq_len)
+    task = StandaloneTask(dictionary, args.seq_len)
     size = args.arch
     modes = []
     for name in args.modes:
         torch.manual_seed(args.seed)  # same initial weights in every mode
         if name == "baseline":
-            model = RobertaModel.build_model(model_args(args, f"roberta_{size}"), task)
+            model = build_model(f"roberta_{size}", dictionary, **model_args(args))
             criterion, interval = MaskedLmLoss(MaskedLmConfig(tpu=False), task), 0
         else:
             strategy = "random" if name == "random" else "importance"
-            model = TokenDropRobertaModel.build_model(
-                model_args(args, f"tokendrop_roberta_{size}", token_drop=args.token_drop,
-                           token_drop_strategy=strategy), task)
+            model = build_model(f"tokendrop_roberta_{size}", dictionary, **model_args(
+                args, token_drop=args.token_drop, token_drop_strategy=strategy))
             interval = args.sctd_interval if name == "sctd" else 0
             criterion = MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(sctd_interval=interval), task)
         modes.append(Mode(name, model, criterion, interval, args))
-    return modes, model_args(args, f"roberta_{size}")
+    return modes, modes[0].model.args  # modes[0] is the baseline: the full model's dims
 
 
 def run_steps(mode, samples, n_steps, device, record):
@@ -403,7 +378,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     args.malloc_cache = args.device == "cpu" and not args.no_malloc_cache and keep_freed_memory()
-    dictionary = make_dictionary(args.vocab)
+    dictionary = made_up_dictionary(args.vocab)
     samples, masked_per_row = make_batches(dictionary, args)
     modes, dims = build_modes(args, dictionary)
 

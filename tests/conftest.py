@@ -1,5 +1,4 @@
 """Shared builders: tiny models made in-process, and a tiny data-bin made by fairseq-preprocess."""
-import argparse
 import os
 import random
 import subprocess
@@ -8,55 +7,28 @@ from pathlib import Path
 
 import pytest
 import torch
-from fairseq.data import Dictionary
-from fairseq.models import ARCH_CONFIG_REGISTRY
-from fairseq.models.roberta import RobertaModel
-
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
-from fairseq_tokendrop.models.tokendrop_roberta import TokenDropRobertaModel
+from fairseq_tokendrop.standalone import build_model, made_up_dictionary
 
 REPO = Path(__file__).resolve().parents[1]
 USER_DIR = str(REPO / "fairseq_tokendrop")
 
 
-class TinyTask:
-    """What build_model and the criterion read from a fairseq task."""
-
-    def __init__(self, dictionary, max_positions=64):
-        self.source_dictionary = self.target_dictionary = self.dictionary = dictionary
-        self._max_positions = max_positions
-
-    def max_positions(self):
-        return self._max_positions
+def tiny_dictionary():
+    return made_up_dictionary(45)
 
 
-def tiny_dictionary(n_words=40):
-    d = Dictionary()
-    for i in range(n_words):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    return d
-
-
-def tiny_args(arch="tokendrop_roberta_base", **overrides):
-    args = argparse.Namespace(
-        encoder_layers=6, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-        max_positions=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-    )
-    for k, v in overrides.items():
-        setattr(args, k, v)
-    ARCH_CONFIG_REGISTRY[arch](args)
-    return args
+TINY_DIMS = dict(encoder_layers=6, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
+                 max_positions=64, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
 
 
 def build_tokendrop(dictionary=None, seed=0, **overrides):
-    dictionary = dictionary or tiny_dictionary()
     torch.manual_seed(seed)
-    return TokenDropRobertaModel.build_model(tiny_args(**overrides), TinyTask(dictionary))
+    return build_model("tokendrop_roberta_base", dictionary or tiny_dictionary(), **{**TINY_DIMS, **overrides})
 
 
 def build_stock_roberta(dictionary, **overrides):
-    return RobertaModel.build_model(tiny_args("roberta_base", **overrides), TinyTask(dictionary))
+    return build_model("roberta_base", dictionary, **{**TINY_DIMS, **overrides})
 
 
 def random_tokens(dictionary, batch, length, seed=0, pad_tail=()):

@@ -10,7 +10,9 @@ from fairseq_tokendrop import get_token_importance, set_token_importance
 from fairseq_tokendrop.sctd_loss import cls_kl, is_sctd_update, sctd_loss
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 
-from conftest import TinyTask, build_tokendrop, random_tokens, tiny_dictionary
+from fairseq_tokendrop.standalone import StandaloneTask
+
+from conftest import build_tokendrop, random_tokens, tiny_dictionary
 
 ALPHA, LAMBDA, F_INTERVAL = 0.3, 0.2, 4
 
@@ -24,7 +26,7 @@ def setup():
     set_token_importance(model, torch.rand(len(d), generator=torch.Generator().manual_seed(1)) * 5)
     crit = MaskedLmTokenDropLoss(
         MaskedLmTokenDropConfig(sctd_interval=F_INTERVAL, sctd_full_weight=ALPHA, sctd_kl_weight=LAMBDA),
-        TinyTask(d))
+        StandaloneTask(d, 64))
     tokens = random_tokens(d, 3, 16, seed=5, pad_tail=(0, 4, 7))
     target = torch.full_like(tokens, d.pad())
     for b, pos in ((0, 3), (0, 7), (1, 2), (1, 9), (2, 5), (0, 11)):

@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fairseq import metrics
