@@ -37,12 +37,16 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         Args:
             keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
         Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
-        output of layer N-2, full length: what ScTD's local loss compares) and
+        output of layer N-2, full length: what ScTD's local loss compares; None
+        in eval mode without ``return_all_hiddens``) and
         ``kept_padding_mask`` ``[B, K]``.
         """
         if keep_index is None:
-            out = super().forward(src_tokens, src_lengths, True, token_embeddings)
-            out["last_layer_input"] = out["encoder_states"][-2]
+            # Only training (ScTD) reads the last layer's input; collecting every
+            # layer's output in inference would keep them all alive at once.
+            collect = return_all_hiddens or self.training
+            out = super().forward(src_tokens, src_lengths, collect, token_embeddings)
+            out["last_layer_input"] = out["encoder_states"][-2] if collect else None
             out["kept_padding_mask"] = out["encoder_padding_mask"][0]
             if not return_all_hiddens:
                 out["encoder_states"] = []

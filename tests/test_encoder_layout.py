@@ -25,7 +25,10 @@ def test_without_dropping_it_is_stock_roberta(mode):
     masked[:, 3] = masked[1, 5] = True
     for m in (ours, stock):
         m.train(mode != "eval")
-    assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
+    features, extra = ours(tokens, features_only=True)
+    assert torch.equal(features, stock(tokens, features_only=True)[0])
+    if mode == "eval":  # inference does not hold every layer's output alive
+        assert extra["last_layer_input"] is None
     assert torch.equal(ours(tokens, masked_tokens=masked)[0], stock(tokens, masked_tokens=masked)[0])
 
 

@@ -88,7 +88,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         """As ``RobertaEncoder.forward``; ``drop_tokens=False`` forces a full pass.
 
         The extra dict adds ``features`` ``[B, T, C]`` (the encoder output
-        before the LM head), ``last_layer_input`` ``[B, T, C]`` and the token
+        before the LM head), ``last_layer_input`` ``[B, T, C]`` (None in eval) and the token
         counts ``kept_tokens`` / ``tokens`` (non-padding).
         """
         keep = self.keep_index(src_tokens) if drop_tokens else None
@@ -97,7 +97,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         extra = {
             "inner_states": out["encoder_states"] if return_all_hiddens else None,
             "features": x,
-            "last_layer_input": out["last_layer_input"].transpose(0, 1),
+            "last_layer_input": None if out["last_layer_input"] is None else out["last_layer_input"].transpose(0, 1),
             "kept_tokens": (~out["kept_padding_mask"]).sum(),
             "tokens": (~out["encoder_padding_mask"][0]).sum(),
         }
