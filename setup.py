@@ -17,5 +17,11 @@ setup(
         "sentencepiece",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards.
+        "data": ["tfrecord", "h5py"],
+        # Export to and import from Hugging Face transformers.
+        "hf": ["transformers", "safetensors"],
+        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors"],
+    },
 )
