@@ -1,4 +1,5 @@
 """Shared builders: tiny models made in-process, and a tiny data-bin made by fairseq-preprocess."""
+import json
 import os
 import random
 import subprocess
@@ -93,3 +94,12 @@ def train_flags(data_bin, save_dir, *extra, arch="tokendrop_roberta_base", task=
         "--save-dir", save_dir, "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
         "--num-workers", "0", "--no-epoch-checkpoints", *extra,
     ]
+
+
+def logged(stdout, kind="train_inner"):
+    """The records of one kind (train_inner, valid, ...) that fairseq's --log-format json printed, in order."""
+    records = []
+    for line in stdout.splitlines():
+        if f"| {kind} |" in line:
+            records.append(json.loads(line.split(f"| {kind} | ", 1)[1]))
+    return records
