@@ -5,25 +5,109 @@ difference: fairseq's default criterion (``cross_entropy``) would train the
 model without ever updating token importance, so when no criterion is given
 this task uses ``masked_lm_tokendrop``. That keeps the ScTD seed command
 runnable with only the task and arch names changed.
+
+Two MLPerf-style options come on top (see ``mlperf_target``):
+``--eval-interval-samples`` sets fairseq's validate and save intervals from a
+number of samples, and ``--stop-at-mlm-acc`` ends the run at a target
+validation accuracy.
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
+from .. import importance
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
+from ..flags import FlagError
+from ..mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
+from ..premasked_dataset import premasked_data_dir, premasked_task_dataset
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class MaskedLMTokenDropConfig(MaskedLMConfig):
-    pass
+    stop_at_mlm_acc: float = field(default=0.0, metadata={
+        "help": "end training the first time validation mlm_acc reaches this value (MLPerf BERT: 0.720), "
+                "after saving that update's checkpoint; 0 = off"})
+    eval_interval_samples: str = field(default="", metadata={
+        "help": "validate and save every N training samples, or 'mlperf' for MLPerf's "
+                "floor(0.05*(230.23*B+3e6)/25000)*25000 at global batch B; sets "
+                "--validate-interval-updates and --save-interval-updates"})
 
 
 @register_task("masked_lm_tokendrop", dataclass=MaskedLMTokenDropConfig)
 class MaskedLMTokenDropTask(MaskedLMTask):
+    def __init__(self, cfg, dictionary=None):
+        super().__init__(cfg, dictionary)
+        self.mlperf_schedule_applied = False
+        self.stop_at_target = None
+
+    def begin_epoch(self, epoch, model):
+        # Only training calls this, so loading a checkpoint for evaluation
+        # never trips over the training-schedule flags it was saved with.
+        super().begin_epoch(epoch, model)
+        if not self.mlperf_schedule_applied:
+            self.mlperf_schedule_applied = True
+            if self.cfg.stop_at_mlm_acc or self.cfg.eval_interval_samples:
+                self.stop_at_target = self._schedule_mlperf_eval()
+
+    def _schedule_mlperf_eval(self):
+        root = self.cfg._get_parent()  # fairseq parents task configs on the run's full config
+        if root is None:
+            raise FlagError("--stop-at-mlm-acc / --eval-interval-samples need fairseq-train's configuration")
+        dataset, checkpoint = root.dataset, root.checkpoint
+        if self.cfg.eval_interval_samples:
+            batch = global_batch_size(dataset.batch_size, root.optimization.update_freq,
+                                      root.distributed_training.distributed_world_size)
+            samples, updates = eval_interval_updates(self.cfg.eval_interval_samples, batch)
+            for flag, value in (("--validate-interval-updates", dataset.validate_interval_updates),
+                                ("--save-interval-updates", checkpoint.save_interval_updates)):
+                if value and value != updates:
+                    raise FlagError(f"--eval-interval-samples {self.cfg.eval_interval_samples} means every "
+                                    f"{updates} updates at global batch {batch}, but {flag} is {value}")
+            dataset.validate_interval_updates = checkpoint.save_interval_updates = updates
+            logger.info(f"validating and saving every {updates} updates: {samples} samples "
+                        f"at global batch {batch} (--eval-interval-samples {self.cfg.eval_interval_samples})")
+        if not self.cfg.stop_at_mlm_acc:
+            return None
+        if not 0.0 < self.cfg.stop_at_mlm_acc <= 1.0:
+            raise FlagError(f"--stop-at-mlm-acc must be in (0, 1], got {self.cfg.stop_at_mlm_acc}")
+        if "," in dataset.valid_subset:
+            raise FlagError(f"--stop-at-mlm-acc watches one validation set, got --valid-subset {dataset.valid_subset}")
+        if not checkpoint.no_save:
+            check_saves_follow_validation(dataset.validate_interval_updates, checkpoint.save_interval_updates,
+                                          dataset.validate_interval, checkpoint.save_interval)
+        return StopAtTarget(self.cfg.stop_at_mlm_acc, checkpoint.no_save)
+
+    def post_validate(self, model, stats, agg):
+        if self.stop_at_target is not None:
+            self.stop_at_target.observe(stats, agg)
+
+    def post_save(self, cp_path, num_updates):
+        if self.stop_at_target is not None:
+            self.stop_at_target.after_save(cp_path, num_updates)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.stop_at_target is not None:
+            self.stop_at_target.before_update()
+        with importance.micro_batch(model, ignore_grad):
+            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def optimizer_step(self, optimizer, model, update_num):
+        # fairseq calls this only for steps it applies (AMP aside, see importance.optimizer_step):
+        # token importance moves here, once per step, from every micro-batch and rank
+        with importance.optimizer_step(model, optimizer):
+            super().optimizer_step(optimizer, model, update_num)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        # A pre-masked dir (scripts/convert_premasked.py) is served with the file's own masks.
+        data_dir = premasked_data_dir(self, epoch)
+        if data_dir is None:
+            return super().load_dataset(split, epoch, combine, **kwargs)
+        self.datasets[split] = premasked_task_dataset(self, split, data_dir)
+
     def build_criterion(self, cfg, from_checkpoint=False):
         if getattr(cfg, "_name", None) == "cross_entropy":
             logger.info("--task masked_lm_tokendrop: using --criterion masked_lm_tokendrop "
