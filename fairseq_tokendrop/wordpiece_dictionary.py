@@ -1,0 +1,89 @@
+"""A BERT WordPiece ``vocab.txt`` as a fairseq dictionary, and the id map between them.
+
+BERT's vocab.txt is one token per line, the line number is the id
+(google-research/bert ``tokenization.load_vocab`` strips each line). BERT
+checkpoints and pre-masked shards (MLPerf TFRecords, academic-budget-bert
+HDF5) use those ids. fairseq's ``masked_lm`` task instead reads ``dict.txt``
+after its four built-in symbols ``<s> <pad> </s> <unk>`` (ids 0-3) and then
+appends ``<mask>`` (``MaskedLMTask.__init__``). So BERT's special tokens are
+mapped onto fairseq's own (``[CLS]``->``<s>``, ``[PAD]``->``<pad>``,
+``[SEP]``->``</s>``, ``[UNK]``->``<unk>``, ``[MASK]``->``<mask>``) and every
+other wordpiece keeps an entry of its own, in vocab.txt order. With the same
+number of entries on both sides the embedding matrices have the same shape.
+"""
+import hashlib
+import os
+from typing import List, Tuple
+
+import numpy as np
+from fairseq.data import Dictionary
+
+# BERT special token -> the fairseq symbol it becomes.
+SPECIAL_TOKENS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+MASK_SYMBOL = "<mask>"
+
+
+class VocabError(ValueError):
+    """A vocab.txt that cannot be mapped; the message names the file and line."""
+
+
+def read_wordpiece_vocab(vocab_path: str) -> List[str]:
+    """The tokens of a vocab.txt, id = index. Lines are stripped, as BERT's loader does."""
+    with open(vocab_path, encoding="utf-8") as handle:
+        tokens = [line.strip() for line in handle]
+    # A trailing newline at the end of the file is not an empty token.
+    while tokens and tokens[-1] == "":
+        tokens.pop()
+    seen = {}
+    fairseq_symbols = set(SPECIAL_TOKENS.values())
+    for line, token in enumerate(tokens, 1):
+        if not token or any(c.isspace() for c in token):
+            # dict.txt is "symbol count" per line: a symbol cannot be empty or hold whitespace.
+            raise VocabError(f"{vocab_path}: line {line}: token {token!r} is empty or contains whitespace")
+        if token in seen:
+            raise VocabError(f"{vocab_path}: line {line}: token {token!r} repeats line {seen[token]}")
+        if token in fairseq_symbols:
+            raise VocabError(f"{vocab_path}: line {line}: token {token!r} is one of fairseq's own symbols")
+        seen[token] = line
+    missing = [t for t in SPECIAL_TOKENS if t not in seen]
+    if missing:
+        raise VocabError(f"{vocab_path}: special token(s) {', '.join(missing)} not found")
+    return tokens
+
+
+def wordpiece_to_fairseq(vocab_path: str) -> Tuple[Dictionary, np.ndarray]:
+    """The fairseq dictionary of a vocab.txt (``<mask>`` included) and ``id_map``.
+
+    ``id_map[wordpiece_id]`` is the fairseq id (int64 array of len(vocab)).
+    The dictionary equals what ``masked_lm`` builds from the ``dict.txt``
+    that :func:`write_dict_txt` writes: ``Dictionary.load`` then
+    ``add_symbol('<mask>')``.
+    """
+    tokens = read_wordpiece_vocab(vocab_path)
+    dictionary = Dictionary()
+    for token in tokens:
+        if token not in SPECIAL_TOKENS:
+            dictionary.add_symbol(token)
+    dictionary.add_symbol(MASK_SYMBOL)
+    id_map = np.array([dictionary.index(SPECIAL_TOKENS.get(t, t)) for t in tokens], dtype=np.int64)
+    return dictionary, id_map
+
+
+def write_dict_txt(dictionary: Dictionary, path: str) -> None:
+    """Write ``dict.txt`` atomically: the entries after fairseq's specials, without ``<mask>``.
+
+    ``masked_lm`` appends ``<mask>`` itself; writing it here would move it.
+    Counts are 1: nothing here derives frequencies from them.
+    """
+    assert dictionary[len(dictionary) - 1] == MASK_SYMBOL
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for i in range(dictionary.nspecial, len(dictionary) - 1):
+            handle.write(f"{dictionary[i]} 1\n")
+    os.replace(tmp, path)
+
+
+def vocab_sha256(vocab_path: str) -> str:
+    """Hash of the vocab.txt bytes, recorded with converted data to catch a vocabulary mix-up."""
+    with open(vocab_path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()

@@ -1,0 +1,378 @@
+"""Pre-masked shards: vocab.txt mapping, TFRecord/HDF5 conversion, training on the file's own masks, bad inputs.
+
+Fixtures are made here: a bert-uncased-like vocab.txt, examples masked
+BERT's way (80% [MASK], 10% random, 10% kept) held as plain numpy arrays,
+TFRecords written by the ``tfrecord`` package's writer and HDF5 shards written
+by h5py. Converted data is read back with fairseq's own indexed-dataset
+reader and compared with those arrays.
+"""
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from fairseq.data import Dictionary
+from fairseq.data.indexed_dataset import MMapIndexedDataset
+from tfrecord.writer import TFRecordWriter
+
+from fairseq_tokendrop import get_token_importance
+from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
+from fairseq_tokendrop.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
+
+from conftest import REPO, run_cli, train_flags
+
+L, P = 24, 5  # padded sequence length and masked slots, as MLPerf's 512 and 76
+N_WORDS = 60
+SPECIALS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so its worker functions pickle into the converter's processes
+    spec.loader.exec_module(module)
+    return module
+
+
+convert_premasked = load_script("convert_premasked")
+
+
+def vocab_tokens(extra_words=0):
+    """bert-uncased layout: [PAD]=0, [unused*], [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, then words."""
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [f"w{i}" for i in range(N_WORDS)] + ["##s", "##ing"] + [f"x{i}" for i in range(extra_words)]
+    assert all(tokens[i] == t for t, i in SPECIALS.items())
+    return tokens
+
+
+def write_vocab(path, tokens):
+    path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    return path
+
+
+def make_examples(n, seed):
+    """BERT-style masked examples as the arrays a TFRecord holds (padded to L and P).
+
+    Words are Zipf-distributed so a few updates already learn something, and
+    a third of the examples carry a second segment.
+    """
+    rng = np.random.default_rng(seed)
+    words = np.arange(104, 104 + N_WORDS + 2)
+    zipf = 1.0 / np.arange(1, words.size + 1)
+    out = []
+    for i in range(n):
+        length = int(rng.integers(8, L + 1))
+        ids = rng.choice(words, size=length, p=zipf / zipf.sum())
+        ids[0] = SPECIALS["[CLS]"]
+        ids[-1] = SPECIALS["[SEP]"]
+        segment = np.zeros(L, np.int64)
+        if i % 3 == 0:
+            cut = length // 2
+            ids[cut] = SPECIALS["[SEP]"]
+            segment[cut + 1:length] = 1
+        candidates = [p for p in range(1, length) if ids[p] != SPECIALS["[SEP]"]]
+        k = int(rng.integers(1, P + 1))
+        positions = np.sort(rng.choice(candidates, size=k, replace=False))
+        labels = ids[positions].copy()
+        masked = ids.copy()
+        for pos in positions:
+            r = rng.random()
+            masked[pos] = SPECIALS["[MASK]"] if r < 0.8 else (rng.choice(words) if r < 0.9 else ids[pos])
+        pad = lambda a, size, dtype=np.int64: np.concatenate([a, np.zeros(size - len(a), dtype)]).astype(dtype)  # noqa: E731
+        out.append(dict(
+            input_ids=pad(masked, L), input_mask=pad(np.ones(length, np.int64), L), segment_ids=segment,
+            masked_lm_positions=pad(positions, P), masked_lm_ids=pad(labels, P),
+            masked_lm_weights=pad(np.ones(k, np.float32), P, np.float32),
+            next_sentence_labels=np.array([i % 2]),
+        ))
+    return out
+
+
+def write_tfrecord(path, examples, edit=None):
+    """Examples as tf.train.Examples; ``edit(record_index, datum)`` may change a record's features."""
+    writer = TFRecordWriter(str(path))
+    for i, ex in enumerate(examples):
+        datum = {k: (v.tolist(), "float" if v.dtype == np.float32 else "int") for k, v in ex.items()}
+        if edit is not None:
+            edit(i, datum)
+        writer.write(datum)
+    writer.close()
+    return path
+
+
+def write_hdf5(path, examples, edit=None):
+    """academic-budget-bert layout: gzip datasets, i4/i1, no weights (position 0 = padding)."""
+    stack = lambda key: np.stack([ex[key] for ex in examples])  # noqa: E731
+    data = dict(input_ids=stack("input_ids").astype("i4"), input_mask=stack("input_mask").astype("i1"),
+                segment_ids=stack("segment_ids").astype("i1"),
+                masked_lm_positions=stack("masked_lm_positions").astype("i4"),
+                masked_lm_ids=stack("masked_lm_ids").astype("i4"),
+                next_sentence_labels=stack("next_sentence_labels")[:, 0].astype("i1"))
+    if edit is not None:
+        edit(data)
+    with h5py.File(path, "w") as f:
+        for key, value in data.items():
+            f.create_dataset(key, data=value, compression="gzip")
+    return path
+
+
+@pytest.fixture(scope="session")
+def premasked(tmp_path_factory):
+    """Train (two TFRecord files) and valid (one HDF5 shard) converted into one dir, plus the originals."""
+    root = tmp_path_factory.mktemp("premasked")
+    vocab = write_vocab(root / "vocab.txt", vocab_tokens())
+    train = make_examples(90, seed=1)
+    valid = make_examples(20, seed=2)
+    train_files = [write_tfrecord(root / "part-00000", train[:50]), write_tfrecord(root / "part-00001", train[50:])]
+    valid_file = write_hdf5(root / "eval_test.hdf5", valid)
+    dest = root / "bin"
+    logs = {}
+    for split, files, workers in (("train", train_files, "2"), ("valid", [valid_file], "1")):
+        log = io.StringIO()
+        with contextlib.redirect_stderr(log):  # in-process: the CLI itself is run by the last test
+            convert_premasked.main(["--vocab", str(vocab), "--destdir", str(dest), "--split", split,
+                                    "--workers", workers, *map(str, files)])
+        logs[split] = log.getvalue()
+    return dict(root=root, vocab=vocab, dest=dest, examples=dict(train=train, valid=valid), logs=logs)
+
+
+@pytest.fixture(scope="session")
+def trained(premasked, tmp_path_factory):
+    """A few token-dropping updates of fairseq-train on the converted dir, validating on the HDF5 split."""
+    save = tmp_path_factory.mktemp("premasked_ckpt")
+    proc = run_cli("fairseq_cli.train", *train_flags(
+        premasked["dest"], save, "--max-update", "12", "--token-drop", "0.5", "--token-drop-strategy", "importance",
+        "--validate-interval-updates", "12", "--token-importance-beta", "0.5"))
+    return dict(save=save, stdout=proc.stdout, stderr=proc.stderr)
+
+
+def by_symbol(tokens, dictionary, ids):
+    """WordPiece ids -> fairseq ids through the symbols' text: independent of the id map."""
+    special = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+    return np.array([dictionary.index(special.get(tokens[i], tokens[i])) for i in ids], dtype=np.int64)
+
+
+def test_special_tokens_land_on_fairseq_symbols_and_dict_txt_round_trips(tmp_path):
+    tokens = vocab_tokens()
+    dictionary, id_map = wordpiece_to_fairseq(str(write_vocab(tmp_path / "vocab.txt", tokens)))
+    stock = Dictionary()
+    assert id_map[SPECIALS["[CLS]"]] == stock.bos() == 0
+    assert id_map[SPECIALS["[PAD]"]] == stock.pad() == 1
+    assert id_map[SPECIALS["[SEP]"]] == stock.eos() == 2
+    assert id_map[SPECIALS["[UNK]"]] == stock.unk() == 3
+    assert id_map[SPECIALS["[MASK]"]] == len(dictionary) - 1 and dictionary[len(dictionary) - 1] == "<mask>"
+    assert len(dictionary) == len(tokens)  # same embedding shape as the BERT vocabulary
+    assert sorted(id_map.tolist()) == list(range(len(tokens)))  # a bijection
+    for i, token in enumerate(tokens):
+        if token not in SPECIALS:
+            assert dictionary[id_map[i]] == token
+    # What masked_lm builds from dict.txt: Dictionary.load, then add_symbol('<mask>').
+    write_dict_txt(dictionary, str(tmp_path / "dict.txt"))
+    loaded = Dictionary.load(str(tmp_path / "dict.txt"))
+    assert loaded.add_symbol("<mask>") == id_map[SPECIALS["[MASK]"]]
+    assert loaded.symbols == dictionary.symbols
+
+
+@pytest.mark.parametrize("split", ["train", "valid"])  # TFRecord, HDF5
+def test_converted_data_keeps_the_files_masks_exactly(premasked, split):
+    tokens = vocab_tokens()
+    dictionary = Dictionary.load(str(premasked["dest"] / "dict.txt"))
+    mask = dictionary.add_symbol("<mask>")
+    inverse = {dictionary.index(t): i for i, t in enumerate(tokens) if t not in SPECIALS}
+    inverse.update({0: SPECIALS["[CLS]"], 1: SPECIALS["[PAD]"], 2: SPECIALS["[SEP]"], 3: SPECIALS["[UNK]"],
+                    mask: SPECIALS["[MASK]"]})
+    src = MMapIndexedDataset(str(premasked["dest"] / f"{split}.src"))
+    tgt = MMapIndexedDataset(str(premasked["dest"] / f"{split}.tgt"))
+    originals = premasked["examples"][split]
+    assert len(src) == len(tgt) == len(originals)
+    for i, ex in enumerate(originals):
+        n = int(ex["input_mask"].sum())
+        assert [inverse[t] for t in src[i].tolist()] == ex["input_ids"][:n].tolist()
+        real = ex["masked_lm_weights"] == 1
+        target = tgt[i].numpy()
+        assert np.flatnonzero(target != dictionary.pad()).tolist() == ex["masked_lm_positions"][real].tolist()
+        assert [inverse[t] for t in target[target != dictionary.pad()]] == ex["masked_lm_ids"][real].tolist()
+    meta = json.loads((premasked["dest"] / "premasked.json").read_text())
+    assert meta["splits"][split]["examples"] == len(originals)
+    assert meta["splits"][split]["masked_slots"] == sum(int(ex["masked_lm_weights"].sum()) for ex in originals)
+    assert meta["dictionary_size"] == len(dictionary)
+    nonzero = sum(bool(ex["segment_ids"].any()) for ex in originals)
+    assert f"warning: {nonzero} of {len(originals)} examples have non-zero segment_ids" in premasked["logs"][split]
+    assert not [p for p in os.listdir(premasked["dest"]) if p.startswith(".convert-")]
+
+
+def test_the_task_serves_the_files_masks_without_re_masking(premasked):
+    """masked_lm_tokendrop's batches hold the file's inputs and targets, in masked_lm's sample layout."""
+    tokens = vocab_tokens()
+    cfg = MaskedLMTokenDropConfig(data=str(premasked["dest"]), tokens_per_sample=32, seed=3)
+    task = MaskedLMTokenDropTask.setup_task(cfg)
+    task.load_dataset("valid")
+    dataset = task.dataset("valid")
+    batch = dataset.collater([dataset[i] for i in range(len(dataset))])
+    assert set(batch) == {"id", "net_input", "target", "nsentences", "ntokens"}
+    assert batch["nsentences"] == len(dataset)
+    pad = task.source_dictionary.pad()
+    for row, index in enumerate(batch["id"].tolist()):
+        ex = premasked["examples"]["valid"][index]
+        n = int(ex["input_mask"].sum())
+        src = batch["net_input"]["src_tokens"][row]
+        assert batch["net_input"]["src_lengths"][row] == n
+        assert src[:n].tolist() == by_symbol(tokens, task.source_dictionary, ex["input_ids"][:n]).tolist()
+        assert (src[n:] == pad).all()
+        expected = torch.full_like(src, pad)
+        real = ex["masked_lm_weights"] == 1
+        positions = torch.from_numpy(ex["masked_lm_positions"][real])
+        expected[positions] = torch.from_numpy(by_symbol(tokens, task.source_dictionary, ex["masked_lm_ids"][real]))
+        assert batch["target"][row].tolist() == expected.tolist()
+    # Reading again gives the same masks: nothing random between the file and the batch.
+    task.load_dataset("valid")
+    again = task.dataset("valid")
+    assert all(torch.equal(again[i]["target"], dataset[i]["target"]) for i in range(len(dataset)))
+
+
+def test_fairseq_train_with_token_dropping_runs_on_the_files_masks(premasked, trained):
+    """The importance update sees exactly the file's labels: only their scores move."""
+    records = [json.loads(line.split("| train_inner | ", 1)[1]) for line in trained["stdout"].splitlines()
+               if "| train_inner | " in line]
+    assert [int(r["num_updates"]) for r in records] == list(range(1, 13))
+    assert all(0 < float(r["kept_frac"]) < 1 for r in records)  # tokens were dropped
+    assert "| valid |" in trained["stdout"]
+    state = torch.load(trained["save"] / "checkpoint_last.pt", weights_only=True)
+    model_dict = Dictionary.load(str(premasked["dest"] / "dict.txt"))
+    model_dict.add_symbol("<mask>")
+    from fairseq_tokendrop.standalone import build_model
+    model = build_model("tokendrop_roberta_base", model_dict, max_positions=32, encoder_layers=4,
+                        encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
+    model.load_state_dict(state["model"])
+    scores = get_token_importance(model)
+    labels = {int(t) for ex in premasked["examples"]["train"]
+              for t in by_symbol(vocab_tokens(), model_dict, ex["masked_lm_ids"][ex["masked_lm_weights"] == 1])}
+    moved = {i for i in range(len(model_dict)) if abs(float(scores[i])) not in (10.0, 1e4)}
+    assert moved and moved <= labels
+
+
+def converter_error(capsys, *args):
+    """Run the converter in-process; return its one-line error."""
+    with pytest.raises(SystemExit) as exc:
+        convert_premasked.main([str(a) for a in args])
+    assert isinstance(exc.value, FlagError) or exc.value.code == 2
+    return str(exc.value.code)
+
+
+def _drop_feature(name, record):
+    def edit(i, datum):
+        if i == record:
+            del datum[name]
+    return edit
+
+
+def _set_feature(name, record, value, kind="int"):
+    def edit(i, datum):
+        if i == record:
+            datum[name] = (value, kind)
+    return edit
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])
+
+
+def _flip_byte_of_record_1(path):
+    data = bytearray(path.read_bytes())
+    first_length = int.from_bytes(data[:8], "little")
+    data[8 + 4 + first_length + 4 + 8 + 4 + 10] ^= 0x40  # 10 bytes into record 1's data
+    path.write_bytes(bytes(data))
+
+
+TF_CASES = {
+    "truncated": (None, _truncate, "record 5: truncated record"),
+    "corrupt": (None, _flip_byte_of_record_1, "record 1: corrupt record"),
+    "missing_feature": (_drop_feature("masked_lm_weights", 2), None, "record 2: masked_lm_weights: missing feature"),
+    "wrong_dtype": (_set_feature("input_ids", 3, [1.0] * L, "float"), None,
+                    "record 3: input_ids: wrong dtype: float_list, expected int64_list"),
+    "wrong_shape": (_set_feature("input_mask", 4, [1] * (L - 1)), None,
+                    f"record 4: input_mask: wrong shape: {L - 1} values, expected {L}"),
+    "input_out_of_vocab": (_set_feature("input_ids", 1, [101] + [999] * (L - 1)), None,
+                           "record 1: input_ids: id 999 at position 1 is out of the vocabulary"),
+    "label_out_of_vocab": (_set_feature("masked_lm_ids", 2, [5000] * P), None,
+                           "record 2: masked_lm_ids: id 5000 is out of the vocabulary"),
+    "weight_not_0_or_1": (_set_feature("masked_lm_weights", 0, [0.5] * P, "float"), None,
+                          "record 0: masked_lm_weights: values must be 0 or 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TF_CASES))
+def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_path, capsys, case):
+    edit, damage, expected = TF_CASES[case]
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    good = write_tfrecord(tmp_path / "good", make_examples(4, seed=5))
+    bad = write_tfrecord(tmp_path / "bad", make_examples(6, seed=6), edit)
+    if damage:
+        damage(bad)
+    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", good, bad)
+    assert message == message.strip() and "\n" not in message
+    assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
+    # Nothing half-written: no split files, no temporary parts.
+    assert sorted(os.listdir(tmp_path / "bin")) == ["dict.txt"]
+
+
+HDF5_CASES = {
+    "missing_dataset": (lambda d: d.pop("masked_lm_ids"), "masked_lm_ids: missing dataset"),
+    "wrong_dtype": (lambda d: d.update(input_ids=d["input_ids"].astype("f4")),
+                    "input_ids: wrong dtype: float32, expected integers"),
+    "wrong_shape": (lambda d: d.update(input_mask=d["input_mask"][:, :-1]),
+                    f"input_mask: wrong shape: (6, {L - 1}), expected (6, {L})"),
+    "out_of_vocab": (lambda d: d["masked_lm_ids"].__setitem__((3, 0), 7000),
+                     "record 3: masked_lm_ids: id 7000 is out of the vocabulary"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HDF5_CASES))
+def test_a_bad_hdf5_shard_stops_with_one_line_naming_file_record_and_field(tmp_path, capsys, case):
+    edit, expected = HDF5_CASES[case]
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    bad = write_hdf5(tmp_path / "bad.hdf5", make_examples(6, seed=7), edit)
+    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", bad)
+    assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
+
+
+def test_a_vocab_without_mask_is_refused(tmp_path, capsys):
+    vocab = write_vocab(tmp_path / "vocab.txt", [t for t in vocab_tokens() if t != "[MASK]"])
+    data = write_tfrecord(tmp_path / "part", make_examples(2, seed=8))
+    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", data)
+    assert message == f"fairseq_tokendrop: error: --vocab: {vocab}: special token(s) [MASK] not found"
+
+
+def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuses_to_load(tmp_path, capsys):
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    good = write_tfrecord(tmp_path / "good", make_examples(5, seed=9))
+    dest = tmp_path / "bin"
+    convert_premasked.main(["--vocab", str(vocab), "--destdir", str(dest), "--split", "valid", str(good)])
+    before = {name: (dest / name).read_bytes() for name in os.listdir(dest)}
+    bad = write_tfrecord(tmp_path / "bad", make_examples(3, seed=10), _drop_feature("input_ids", 2))
+    converter_error(capsys, "--vocab", vocab, "--destdir", dest, "--split", "valid", "--workers", "2", good, bad)
+    assert {name: (dest / name).read_bytes() for name in os.listdir(dest)} == before
+    # A data file that no longer matches premasked.json (as after a crash mid-publish) is refused.
+    with open(dest / "valid.tgt.bin", "ab") as f:
+        f.write(b"\0\0")
+    task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(dest), tokens_per_sample=32))
+    with pytest.raises(FlagError, match=r"valid.tgt.bin: does not match premasked.json"):
+        task.load_dataset("valid")
+
+
+def test_the_cli_error_is_one_line_on_stderr_and_a_non_zero_exit(tmp_path):
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    bad = write_tfrecord(tmp_path / "bad", make_examples(3, seed=11), _drop_feature("masked_lm_positions", 1))
+    proc = run_cli("scripts.convert_premasked", "--vocab", vocab, "--destdir", tmp_path / "bin", bad, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"fairseq_tokendrop: error: {bad}: record 1: masked_lm_positions: missing feature")
+    assert "Traceback" not in proc.stderr
