@@ -23,6 +23,7 @@ from tfrecord.writer import TFRecordWriter
 
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.standalone import build_model
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 from fairseq_tokendrop.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
 
@@ -123,9 +124,24 @@ def write_hdf5(path, examples, edit=None):
     return path
 
 
+# test_eval_mlm_accuracy.py imports the session fixtures below; pytest would then run each once per
+# module, so the work itself is done once per session here.
+_SESSION = {}
+
+
+def _once(key, make):
+    if key not in _SESSION:
+        _SESSION[key] = make()
+    return _SESSION[key]
+
+
 @pytest.fixture(scope="session")
 def premasked(tmp_path_factory):
     """Train (two TFRecord files) and valid (one HDF5 shard) converted into one dir, plus the originals."""
+    return _once("premasked", lambda: _convert_fixture(tmp_path_factory))
+
+
+def _convert_fixture(tmp_path_factory):
     root = tmp_path_factory.mktemp("premasked")
     vocab = write_vocab(root / "vocab.txt", vocab_tokens())
     train = make_examples(90, seed=1)
@@ -146,11 +162,25 @@ def premasked(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(premasked, tmp_path_factory):
     """A few token-dropping updates of fairseq-train on the converted dir, validating on the HDF5 split."""
+    return _once("trained", lambda: _train_fixture(premasked, tmp_path_factory))
+
+
+def _train_fixture(premasked, tmp_path_factory):
     save = tmp_path_factory.mktemp("premasked_ckpt")
     proc = run_cli("fairseq_cli.train", *train_flags(
         premasked["dest"], save, "--max-update", "12", "--token-drop", "0.5", "--token-drop-strategy", "importance",
         "--validate-interval-updates", "12", "--token-importance-beta", "0.5"))
     return dict(save=save, stdout=proc.stdout, stderr=proc.stderr)
+
+
+def load_trained(premasked, trained):
+    """The trained model rebuilt in-process from the data dir's dict.txt (not by checkpoint_utils)."""
+    dictionary = Dictionary.load(str(premasked["dest"] / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    model = build_model("tokendrop_roberta_base", dictionary, max_positions=32, encoder_layers=4,
+                        encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
+    model.load_state_dict(torch.load(trained["save"] / "checkpoint_last.pt", weights_only=True)["model"])
+    return model.eval(), dictionary
 
 
 def by_symbol(tokens, dictionary, ids):
@@ -244,13 +274,7 @@ def test_fairseq_train_with_token_dropping_runs_on_the_files_masks(premasked, tr
     assert [int(r["num_updates"]) for r in records] == list(range(1, 13))
     assert all(0 < float(r["kept_frac"]) < 1 for r in records)  # tokens were dropped
     assert "| valid |" in trained["stdout"]
-    state = torch.load(trained["save"] / "checkpoint_last.pt", weights_only=True)
-    model_dict = Dictionary.load(str(premasked["dest"] / "dict.txt"))
-    model_dict.add_symbol("<mask>")
-    from fairseq_tokendrop.standalone import build_model
-    model = build_model("tokendrop_roberta_base", model_dict, max_positions=32, encoder_layers=4,
-                        encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
-    model.load_state_dict(state["model"])
+    model, model_dict = load_trained(premasked, trained)
     scores = get_token_importance(model)
     labels = {int(t) for ex in premasked["examples"]["train"]
               for t in by_symbol(vocab_tokens(), model_dict, ex["masked_lm_ids"][ex["masked_lm_weights"] == 1])}
