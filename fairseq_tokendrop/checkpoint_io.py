@@ -1,0 +1,84 @@
+"""Checkpoints written for other programs: plain containers, atomic files.
+
+A fairseq-train checkpoint of a RoBERTa-style model pickles its ``cfg.model``
+as an ``argparse.Namespace``, which torch >= 2.6's ``weights_only`` loader
+refuses unless allowlisted (``safe_loading.py``). What we write instead holds
+only dicts, lists, scalars and tensors, so stock fairseq loads it as is;
+``load_checkpoint_to_cpu`` turns a dict ``cfg`` into an OmegaConf config
+(``checkpoint_utils.py``). The keys a checkpoint needs besides ``model`` and
+``cfg`` are the ones ``checkpoint_utils._upgrade_state_dict`` and
+``Trainer.load_checkpoint`` read: ``optimizer_history[-1]`` (criterion and
+optimizer names, ``lr_scheduler_state``, ``num_updates``) and
+``extra_state["train_iterator"]``.
+"""
+import argparse
+import contextlib
+import os
+from collections import OrderedDict
+from typing import Iterator, Mapping, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from .importance import METADATA_KEY
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary name next to ``path``; it becomes ``path`` only if the block succeeds."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def plain(obj):
+    """``obj`` with every ``argparse.Namespace`` and OmegaConf node turned into a dict, recursively."""
+    if OmegaConf.is_config(obj):
+        obj = OmegaConf.to_container(obj, resolve=True)
+    if isinstance(obj, argparse.Namespace):
+        obj = vars(obj)
+    if isinstance(obj, Mapping):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    return obj
+
+
+def without_importance(state_dict: Mapping) -> "OrderedDict":
+    """A copy of a model state dict minus the token-importance scores in its metadata.
+
+    Needed where the scores must not come back on load: a stock export, and a fresh
+    start (``--restore-file``), where saved scores would override ``--token-importance-init``.
+    """
+    out = OrderedDict(state_dict)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        out._metadata = OrderedDict(
+            (k, {mk: mv for mk, mv in v.items() if mk != METADATA_KEY}) for k, v in metadata.items())
+    return out
+
+
+def fresh_training_state(cfg: dict, model_state: Mapping, criterion_name: str,
+                         num_updates: int = 0, extra_state: Optional[dict] = None) -> dict:
+    """A checkpoint with no optimizer state: fairseq-train ``--restore-file`` starts from its weights."""
+    return {
+        "args": None,
+        "cfg": cfg,
+        "model": model_state,
+        "criterion": None,
+        "optimizer_history": [{"criterion_name": criterion_name, "optimizer_name": "none",
+                               "lr_scheduler_state": {}, "num_updates": num_updates}],
+        "task_state": {},
+        "extra_state": extra_state or {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0,
+                                                          "version": 2, "shuffle": True}},
+        "last_optimizer_state": None,
+    }

@@ -1,0 +1,257 @@
+"""Weight names and shapes between fairseq RoBERTa and Hugging Face BERT/RoBERTa.
+
+Pure functions on state dicts and configs (plain dicts, as in ``config.json``);
+no transformers import. Facts they rest on:
+
+- fairseq RoBERTa (``fairseq/models/roberta/model.py``, ``TransformerEncoder``)
+  is post-LN with a LayerNorm on the embeddings, unscaled token embeddings,
+  learned positions and an LM head ``dense -> activation -> LayerNorm ->
+  tied decoder + bias``: the layout of HF ``RobertaForMaskedLM`` and
+  ``BertForMaskedLM`` (``RobertaLMHead`` / ``BertLMPredictionHead``). HF's
+  RoBERTa head always applies erf-GELU; BERT's uses ``hidden_act``.
+- fairseq positions are ``padding_idx + 1 + i`` for the i-th real token
+  (``utils.make_positions``, padding_idx 1), so the table has
+  ``max_positions + 2`` rows. HF RoBERTa does the same with ``pad_token_id``
+  (``create_position_ids_from_input_ids``); HF BERT uses ``i``.
+- fairseq has no token types; HF adds ``token_type_embeddings[0]`` to every
+  token of a single-segment input, so that row folds into the positions.
+- fairseq's LayerNorm eps is fixed at 1e-5.
+"""
+from typing import Dict, List, Mapping, Tuple
+
+import torch
+from torch import Tensor
+
+FAIRSEQ_ENCODER = "encoder.sentence_encoder."
+FAIRSEQ_LM_HEAD = "encoder.lm_head."
+FAIRSEQ_LAYERNORM_EPS = 1e-5
+PADDING_IDX = 1  # fairseq Dictionary's <pad>
+
+# Inside one transformer layer: fairseq module -> HF module (each has .weight and .bias).
+LAYER_MODULES = (
+    ("self_attn.q_proj", "attention.self.query"),
+    ("self_attn.k_proj", "attention.self.key"),
+    ("self_attn.v_proj", "attention.self.value"),
+    ("self_attn.out_proj", "attention.output.dense"),
+    ("self_attn_layer_norm", "attention.output.LayerNorm"),
+    ("fc1", "intermediate.dense"),
+    ("fc2", "output.dense"),
+    ("final_layer_norm", "output.LayerNorm"),
+)
+
+# fairseq --activation-fn <-> HF hidden_act (fairseq's gelu_accurate is the tanh form, HF's gelu_new).
+ACTIVATIONS = {"gelu": "gelu", "gelu_accurate": "gelu_new", "relu": "relu"}
+HF_ACTIVATIONS = {**{hf: fs for fs, hf in ACTIVATIONS.items()}, "gelu_pytorch_tanh": "gelu_accurate"}
+
+# Per HF model type: the encoder prefix, and the LM head's dense, LayerNorm, decoder and bias.
+HF_LAYOUT = {
+    "roberta": dict(base="roberta.", dense="lm_head.dense", norm="lm_head.layer_norm",
+                    decoder="lm_head.decoder", bias="lm_head.bias"),
+    "bert": dict(base="bert.", dense="cls.predictions.transform.dense",
+                 norm="cls.predictions.transform.LayerNorm", decoder="cls.predictions.decoder",
+                 bias="cls.predictions.bias"),
+}
+# Weights of a pretraining checkpoint that a masked-LM model has no place for.
+HF_DROPPED = {"pooler": "bert.pooler.", "next-sentence head": "cls.seq_relationship."}
+
+
+class ConversionError(ValueError):
+    """Weights or a config that cannot be converted; the message says which key or field."""
+
+
+def _linear(sd: Mapping[str, Tensor], src: str, dst: str, out: Dict[str, Tensor], used: set) -> None:
+    for p in ("weight", "bias"):
+        if f"{src}.{p}" not in sd:
+            raise ConversionError(f"missing weight {src}.{p}")
+        out[f"{dst}.{p}"] = sd[f"{src}.{p}"]
+        used.add(f"{src}.{p}")
+
+
+def _check_all_used(sd: Mapping[str, Tensor], used: set, ignorable=lambda k: False) -> None:
+    left = sorted(k for k in sd if k not in used and not ignorable(k))
+    if left:
+        raise ConversionError(f"{len(left)} weight(s) with no counterpart: {', '.join(left[:8])}"
+                              + (" ..." if len(left) > 8 else ""))
+
+
+# ---------------------------------------------------------------- fairseq -> HF RoBERTa
+
+def check_exportable(model_args: Mapping) -> None:
+    """Refuse fairseq RoBERTa variants that ``RobertaForMaskedLM`` cannot express."""
+    def arg(name, default=None):
+        return model_args.get(name, default)
+
+    problems = []
+    if arg("encoder_normalize_before"):
+        problems.append("encoder_normalize_before=True (pre-LN; HF RobertaForMaskedLM is post-LN)")
+    if not arg("layernorm_embedding", True):
+        problems.append("layernorm_embedding=False")
+    if arg("untie_weights_roberta"):
+        problems.append("untie_weights_roberta=True")
+    if arg("no_token_positional_embeddings") or not arg("encoder_learned_pos", True):
+        problems.append("no learned positional embeddings")
+    if arg("activation_fn", "gelu") != "gelu":
+        problems.append(f"activation_fn={arg('activation_fn')} (HF's RoBERTa LM head is always gelu)")
+    if arg("encoder_layers_to_keep"):
+        problems.append("encoder_layers_to_keep (pruned layers)")
+    if problems:
+        raise ConversionError("cannot export to HF RobertaForMaskedLM: " + "; ".join(problems))
+
+
+def hf_roberta_config(model_args: Mapping, vocab_size: int) -> dict:
+    """``config.json`` of the HF ``RobertaForMaskedLM`` equal to this fairseq RoBERTa."""
+    check_exportable(model_args)
+    return {
+        "architectures": ["RobertaForMaskedLM"],
+        "model_type": "roberta",
+        "vocab_size": vocab_size,
+        "hidden_size": model_args["encoder_embed_dim"],
+        "num_hidden_layers": model_args["encoder_layers"],
+        "num_attention_heads": model_args["encoder_attention_heads"],
+        "intermediate_size": model_args["encoder_ffn_embed_dim"],
+        "hidden_act": ACTIVATIONS[model_args.get("activation_fn", "gelu")],
+        "hidden_dropout_prob": model_args.get("dropout", 0.1),
+        "attention_probs_dropout_prob": model_args.get("attention_dropout", 0.1),
+        "max_position_embeddings": model_args["max_positions"] + PADDING_IDX + 1,
+        "type_vocab_size": 1,
+        "initializer_range": 0.02,
+        "layer_norm_eps": FAIRSEQ_LAYERNORM_EPS,
+        "position_embedding_type": "absolute",
+        "bos_token_id": 0,
+        "pad_token_id": PADDING_IDX,
+        "eos_token_id": 2,
+        "tie_word_embeddings": True,
+    }
+
+
+def fairseq_to_hf_roberta(sd: Mapping[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
+    """A fairseq RoBERTa state dict -> ``RobertaForMaskedLM`` weights (tied decoder keys left out,
+    as ``save_pretrained`` does). Every fairseq weight must find its place."""
+    e, used, out = FAIRSEQ_ENCODER, set(), {}
+    emb = sd[e + "embed_tokens.weight"]
+    out["roberta.embeddings.word_embeddings.weight"] = emb
+    out["roberta.embeddings.position_embeddings.weight"] = sd[e + "embed_positions.weight"]
+    out["roberta.embeddings.token_type_embeddings.weight"] = emb.new_zeros(1, emb.size(1))
+    used |= {e + "embed_tokens.weight", e + "embed_positions.weight"}
+    _linear(sd, e + "layernorm_embedding", "roberta.embeddings.LayerNorm", out, used)
+    for i in range(num_layers):
+        for fs, hf in LAYER_MODULES:
+            _linear(sd, f"{e}layers.{i}.{fs}", f"roberta.encoder.layer.{i}.{hf}", out, used)
+    _linear(sd, FAIRSEQ_LM_HEAD + "dense", "lm_head.dense", out, used)
+    _linear(sd, FAIRSEQ_LM_HEAD + "layer_norm", "lm_head.layer_norm", out, used)
+    out["lm_head.bias"] = sd[FAIRSEQ_LM_HEAD + "bias"]
+    used.add(FAIRSEQ_LM_HEAD + "bias")
+    if not torch.equal(sd[FAIRSEQ_LM_HEAD + "weight"], emb):
+        raise ConversionError("encoder.lm_head.weight differs from the token embeddings (untied head)")
+    used.add(FAIRSEQ_LM_HEAD + "weight")
+    _check_all_used(sd, used, ignorable=lambda k: k.endswith(".version"))
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- HF BERT/RoBERTa -> fairseq
+
+def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
+    """The ``tokendrop_roberta`` arguments equal to an HF BERT/RoBERTa config, and notes to log."""
+    kind = hf_config.get("model_type")
+    if kind not in HF_LAYOUT:
+        raise ConversionError(f"config.json: model_type {kind!r} is not one of {sorted(HF_LAYOUT)}")
+    act = hf_config.get("hidden_act", "gelu")
+    if act not in HF_ACTIVATIONS:
+        raise ConversionError(f"config.json: hidden_act {act!r} has no fairseq counterpart "
+                              f"(supported: {sorted(HF_ACTIVATIONS)})")
+    if kind == "roberta" and HF_ACTIVATIONS[act] != "gelu":
+        raise ConversionError(f"config.json: hidden_act {act!r}: HF's RoBERTa LM head applies gelu "
+                              "regardless, fairseq's uses the layers' activation")
+    if hf_config.get("position_embedding_type", "absolute") != "absolute":
+        raise ConversionError(f"config.json: position_embedding_type "
+                              f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
+    offset = position_offset(hf_config)
+    notes = []
+    eps = hf_config.get("layer_norm_eps", 1e-12)
+    if eps != FAIRSEQ_LAYERNORM_EPS:
+        notes.append(f"layer_norm_eps {eps:g} becomes fairseq's fixed {FAIRSEQ_LAYERNORM_EPS:g}; outputs "
+                     "move slightly where a LayerNorm's input variance is small")
+    args = dict(
+        encoder_layers=hf_config["num_hidden_layers"],
+        encoder_embed_dim=hf_config["hidden_size"],
+        encoder_ffn_embed_dim=hf_config["intermediate_size"],
+        encoder_attention_heads=hf_config["num_attention_heads"],
+        max_positions=hf_config["max_position_embeddings"] - offset,
+        activation_fn=HF_ACTIVATIONS[act],
+        dropout=hf_config.get("hidden_dropout_prob", 0.1),
+        attention_dropout=hf_config.get("attention_probs_dropout_prob", 0.1),
+        encoder_normalize_before=False,
+        layernorm_embedding=True,
+        untie_weights_roberta=False,
+    )
+    return args, notes
+
+
+def position_offset(hf_config: Mapping) -> int:
+    """Rows of the HF position table before the first real token's position."""
+    if hf_config["model_type"] == "roberta":
+        return hf_config.get("pad_token_id", PADDING_IDX) + 1
+    return 0
+
+
+def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor) -> Tuple[Dict[str, Tensor], List[str]]:
+    """HF ``BertForMaskedLM``/``BertForPreTraining``/``RobertaForMaskedLM`` weights -> fairseq RoBERTa.
+
+    Args:
+        perm: long ``[V]``, ``perm[fairseq_id] = hf_id``: the vocabulary order of the fairseq
+            dictionary (special tokens on fairseq's ids, ``<mask>`` last).
+    Returns the state dict (``version`` buffers left to the loading model) and notes to log.
+    """
+    kind = hf_config["model_type"]
+    lay = HF_LAYOUT[kind]
+    b, e = lay["base"], FAIRSEQ_ENCODER
+    used, out, notes = set(), {}, []
+    emb_key, pos_key, type_key = (b + f"embeddings.{n}.weight" for n in
+                                  ("word_embeddings", "position_embeddings", "token_type_embeddings"))
+    for key in (emb_key, pos_key, type_key):
+        if key not in hf_sd:
+            raise ConversionError(f"missing weight {key}")
+    emb = hf_sd[emb_key]
+    if int(perm.max()) >= emb.size(0):
+        raise ConversionError(f"the vocabulary has ids up to {int(perm.max())} but {emb_key} has "
+                              f"{emb.size(0)} rows")
+    if perm.numel() < emb.size(0):
+        notes.append(f"{emb.size(0) - perm.numel()} embedding row(s) beyond the vocabulary are dropped")
+    out[e + "embed_tokens.weight"] = emb[perm]
+
+    # The token-type-0 row is added to every token in HF; fairseq has no token types.
+    pos, type0 = hf_sd[pos_key], hf_sd[type_key][0]
+    offset = position_offset(hf_config)
+    table = pos.new_zeros(pos.size(0) - offset + PADDING_IDX + 1, pos.size(1))
+    table[PADDING_IDX + 1:] = pos[offset:] + type0
+    out[e + "embed_positions.weight"] = table
+    if hf_sd[type_key].size(0) > 1:
+        notes.append(f"token-type rows 1..{hf_sd[type_key].size(0) - 1} are dropped "
+                     "(fairseq RoBERTa has no segments); row 0 is folded into the positions")
+    used |= {emb_key, pos_key, type_key}
+
+    _linear(hf_sd, b + "embeddings.LayerNorm", e + "layernorm_embedding", out, used)
+    for i in range(fairseq_model_args(hf_config)[0]["encoder_layers"]):
+        for fs, hf in LAYER_MODULES:
+            _linear(hf_sd, f"{b}encoder.layer.{i}.{hf}", f"{e}layers.{i}.{fs}", out, used)
+
+    _linear(hf_sd, lay["dense"], FAIRSEQ_LM_HEAD + "dense", out, used)
+    _linear(hf_sd, lay["norm"], FAIRSEQ_LM_HEAD + "layer_norm", out, used)
+    bias = hf_sd.get(lay["bias"], hf_sd.get(lay["decoder"] + ".bias"))
+    if bias is None:
+        raise ConversionError(f"missing weight {lay['bias']} (the MLM head's output bias)")
+    out[FAIRSEQ_LM_HEAD + "bias"] = bias[perm]
+    out[FAIRSEQ_LM_HEAD + "weight"] = out[e + "embed_tokens.weight"]
+    decoder = hf_sd.get(lay["decoder"] + ".weight")
+    if decoder is not None and not torch.equal(decoder, emb):
+        raise ConversionError(f"{lay['decoder']}.weight differs from {emb_key}: an untied MLM decoder "
+                              "is not supported")
+    used |= {lay["bias"], lay["decoder"] + ".weight", lay["decoder"] + ".bias"}
+
+    for what, prefix in HF_DROPPED.items():
+        dropped = [k for k in hf_sd if k.startswith(prefix)]
+        if dropped:
+            notes.append(f"the {what} ({prefix}*, {len(dropped)} tensors) is dropped")
+            used |= set(dropped)
+    _check_all_used(hf_sd, used, ignorable=lambda k: k.endswith("position_ids"))
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}, notes
