@@ -4,11 +4,18 @@ Hou et al., "Token Dropping for Efficient BERT Pretraining" (ACL 2022), and TF
 Model Garden ``TokenImportanceWithMovingAvg``: one float32 score per
 vocabulary id; a position's importance is the score of its input id.
 
-Three departures from both reference implementations, on purpose:
-- duplicate ids in a batch are averaged, not last-write-wins;
-- sums and counts are all-reduced over data-parallel workers before the
-  update, so every rank keeps identical scores;
-- non-finite per-token losses are left out of the update.
+Departures from both reference implementations, on purpose:
+- one update per applied optimizer step, from every target of that step: the
+  forward only accumulates sums and counts (all micro-batches of
+  ``--update-freq``), the moving average moves when the optimizer really steps
+  (``after_optimizer_step``), as TF updates once per step. Every micro-batch
+  of a step selects with the scores from before the step. A step the loss
+  scaler skips, and fairseq's dummy batches, leave the scores untouched;
+- duplicate ids are averaged, not last-write-wins;
+- sums and counts are all-reduced over data-parallel workers (one collective
+  per step), so every rank keeps identical scores; the same collective
+  checks that they are (``imp_rank_mismatch``);
+- non-finite per-token losses are left out.
 
 The scores are not a parameter or buffer: ``model.half()`` would cast a buffer,
 and a stock ``roberta_base`` loads its state dict strictly. They travel in the
@@ -16,6 +23,7 @@ state dict's module-local metadata instead (``state_dict._metadata``), which
 torch and fairseq carry through saving, broadcasting and loading, and which
 stock loaders ignore.
 """
+from contextlib import contextmanager
 from typing import Iterable, Optional
 
 import torch
@@ -24,6 +32,10 @@ from torch import Tensor, nn
 
 PIN = 1e4  # finite, as in TF: allow-list ids are always kept, deny-list ids dropped first
 METADATA_KEY = "token_importance"
+# Rank-agreement fingerprints are integers below this prime. The check sums h and h*h over
+# ranks in float64, exact while world_size * h < 2**26.5, i.e. up to ~11k ranks; two different
+# score vectors collide with probability 1/FINGERPRINT_PRIME per step.
+FINGERPRINT_PRIME = 8191
 
 
 class TokenImportance(nn.Module):
@@ -44,6 +56,12 @@ class TokenImportance(nn.Module):
             self.pin_value[ids] = value
             self.pinned[ids] = True
         self.scores = torch.full((vocab_size,), float(init_value))
+        # float64 [2, V]: sums and counts of finite target losses since the last optimizer step
+        # (float64: counts stay exact integers and the fingerprint check below stays exact)
+        self.pending: Optional[Tensor] = None
+        self.collecting = True  # off while fairseq runs a dummy (ignore_grad) micro-batch
+        self.fingerprint_weights = torch.randint(
+            1, FINGERPRINT_PRIME, (vocab_size,), generator=torch.Generator().manual_seed(0))
         if init_scores is not None:
             self.set(init_scores)
         self._pin()
@@ -56,6 +74,7 @@ class TokenImportance(nn.Module):
             self.scores = self.scores.to(device)
             self.pin_value = self.pin_value.to(device)
             self.pinned = self.pinned.to(device)
+            self.fingerprint_weights = self.fingerprint_weights.to(device)
 
     def _pin(self) -> None:
         self.scores = torch.where(self.pinned, self.pin_value, self.scores)
@@ -72,28 +91,65 @@ class TokenImportance(nn.Module):
         return torch.where(self.pinned[tokens], self.pin_value[tokens], noise)
 
     @torch.no_grad()
-    def update(self, ids: Tensor, losses: Tensor) -> None:
-        """``score <- beta*score + (1-beta)*mean loss`` for every id that was a target.
+    def accumulate(self, ids: Tensor, losses: Tensor) -> None:
+        """Add one micro-batch's target losses to the pending step; no collective, scores unchanged.
 
         Args:
             ids: ``[M]`` long, the target ids of the masked positions.
-            losses: ``[M]`` their MLM losses (any float dtype; computed in fp32).
+            losses: ``[M]`` their MLM losses (any float dtype); NaN/inf are left out.
         """
+        if not self.collecting:
+            return
         self._follow(ids.device)
-        losses = losses.detach().float()
+        losses = losses.detach().double()
         finite = torch.isfinite(losses)
-        stats = torch.zeros(2, self.scores.numel(), device=ids.device)
-        stats[0].index_add_(0, ids, torch.where(finite, losses, torch.zeros_like(losses)))
-        stats[1].index_add_(0, ids, finite.float())
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if self.pending is None:
+            self.pending = torch.zeros(2, self.scores.numel(), dtype=torch.float64, device=ids.device)
+        self.pending[0].index_add_(0, ids, torch.where(finite, losses, torch.zeros_like(losses)))
+        self.pending[1].index_add_(0, ids, finite.double())
+
+    def discard_pending(self) -> None:
+        self.pending = None
+
+    def fingerprint(self) -> Tensor:
+        """An integer in ``[0, FINGERPRINT_PRIME)`` (int64 0-dim) that changes with any bit of the scores."""
+        bits = self.scores.view(torch.int32).long() % FINGERPRINT_PRIME
+        return (bits * self.fingerprint_weights).sum() % FINGERPRINT_PRIME
+
+    @torch.no_grad()
+    def apply_pending(self) -> Optional[Tensor]:
+        """``score <- beta*score + (1-beta)*mean loss`` for every id that was a target since the last call.
+
+        With more than one data-parallel rank, every rank must call this at the same
+        step (fairseq's optimizer step): the sums, the counts and a fingerprint of the
+        scores go through one all-reduce. Returns a bool 0-dim tensor, True when the
+        ranks held different scores before this update (None with one rank). No host sync.
+        """
+        group, world = _data_parallel_group()
+        if self.pending is None:
+            if world == 1:
+                return None
+            # a rank whose micro-batches were all dummies still joins the collective
+            self.pending = torch.zeros(2, self.scores.numel(), dtype=torch.float64, device=self.scores.device)
+        stats, self.pending = self.pending, None
+        mismatch = None
+        if world > 1:
+            self._follow(stats.device)
+            h = self.fingerprint().double()
+            buf = torch.cat([stats.view(-1), torch.stack([h, h * h])])
             from fairseq.distributed import utils as distributed_utils
 
-            distributed_utils.all_reduce(stats, distributed_utils.get_data_parallel_group())
+            distributed_utils.all_reduce(buf, group)
+            stats = buf[:-2].view(2, -1)
+            total, total_sq = buf[-2], buf[-1]
+            # sum_{i<j} (h_i - h_j)^2 = n * sum h^2 - (sum h)^2, exact for integers in float64
+            mismatch = world * total_sq - total * total > 0
         sums, counts = stats
-        mean = sums / counts.clamp(min=1)
+        mean = (sums / counts.clamp(min=1)).float()
         moved = self.beta * self.scores + (1.0 - self.beta) * mean
         self.scores = torch.where(counts > 0, moved, self.scores)
         self._pin()
+        return mismatch
 
     def summary(self):
         """Mean and standard deviation of the unpinned scores, as tensors (no host sync)."""
@@ -134,6 +190,75 @@ def find_token_importance(model: nn.Module) -> TokenImportance:
             f"found {len(found)} in {type(model).__name__}"
         )
     return found[0]
+
+
+def _data_parallel_group():
+    if not (dist.is_available() and dist.is_initialized()):
+        return None, 1
+    from fairseq.distributed import utils as distributed_utils
+
+    group = distributed_utils.get_data_parallel_group()
+    return group, distributed_utils.get_world_size(group)
+
+
+def _tracker_of(model: nn.Module) -> Optional[TokenImportance]:
+    """The model's tracker, or None for a model without one (a stock ``roberta`` under this task)."""
+    return next((m for m in model.modules() if isinstance(m, TokenImportance)), None)
+
+
+@contextmanager
+def micro_batch(model: nn.Module, ignore_grad: bool):
+    """Wrap one ``task.train_step`` (forward and backward of one micro-batch).
+
+    A pending accumulation belongs to the optimizer step whose gradients it was
+    collected with. fairseq's ``Trainer.train_step`` sets every gradient to None
+    (``optimizer.zero_grad``) before the first micro-batch of each attempt, and
+    again after an OOM, and never between micro-batches of one attempt. So "no
+    parameter holds a gradient" marks the first micro-batch of a new attempt:
+    whatever is pending then came from an attempt that never reached an applied
+    optimizer step (fp16 overflow, an OOM, an AMP retry) and is dropped with its
+    gradients. ``ignore_grad`` (fairseq's dummy batch for a rank that ran out of
+    data) contributes nothing, as it contributes no gradient.
+    """
+    tracker = _tracker_of(model)
+    if tracker is None:
+        yield
+        return
+    if all(p.grad is None for p in model.parameters()):
+        tracker.discard_pending()
+    tracker.collecting = not ignore_grad
+    try:
+        yield
+    finally:
+        tracker.collecting = True
+
+
+@contextmanager
+def optimizer_step(model: nn.Module, optimizer):
+    """Wrap ``task.optimizer_step``: apply the pending update if the step was applied, else drop it.
+
+    fairseq calls ``task.optimizer_step`` only for steps it takes, except under
+    ``--amp``, where it always calls it and torch's ``GradScaler`` skips a step with
+    non-finite gradients internally; the scaler then lowers its scale (and only
+    then), which is how a skipped AMP step is told apart. ``--fp16`` and
+    ``--memory-efficient-fp16`` raise ``OverflowError`` before the optimizer step,
+    so the pending update is dropped by ``micro_batch`` at the next attempt.
+    Logs ``imp_rank_mismatch`` with more than one data-parallel rank.
+    """
+    tracker = _tracker_of(model)
+    scaler = getattr(optimizer, "scaler", None)
+    scale_before = scaler.get_scale() if hasattr(scaler, "get_scale") else None
+    yield
+    if tracker is None:
+        return
+    if scale_before is not None and scaler.get_scale() < scale_before:
+        tracker.discard_pending()
+        return
+    mismatch = tracker.apply_pending()
+    if mismatch is not None:
+        from fairseq import metrics
+
+        metrics.log_scalar("imp_rank_mismatch", mismatch.float(), round=3)
 
 
 def get_token_importance(model: nn.Module) -> Tensor:

@@ -11,20 +11,38 @@ def tracker(beta=0.9, init=10.0):
     return TokenImportance(8, init_value=init, beta=beta, allow_ids=[0, 2], deny_ids=[1])
 
 
-def test_update_averages_duplicates_and_leaves_absent_ids():
+def test_one_update_per_step_from_all_micro_batches_duplicates_averaged():
     t = tracker(beta=0.9)
-    ids = torch.tensor([3, 3, 5, 0, 3])
-    losses = torch.tensor([1.0, 2.0, 4.0, 7.0, 6.0])
-    t.update(ids, losses)
+    t.accumulate(torch.tensor([3, 3, 5]), torch.tensor([1.0, 2.0, 4.0]))
+    t.accumulate(torch.tensor([0, 3]), torch.tensor([7.0, 6.0]))  # a second micro-batch of the same step
+    assert torch.equal(t.get(), torch.tensor([PIN, -PIN, PIN, 10, 10, 10, 10, 10.0]))  # nothing moves before the step
+    assert t.apply_pending() is None  # one process: no rank check
     expected = [PIN, -PIN, PIN, 0.9 * 10 + 0.1 * 3.0, 10.0, 0.9 * 10 + 0.1 * 4.0, 10.0, 10.0]
     assert torch.allclose(t.get(), torch.tensor(expected))
-    t.update(torch.tensor([3]), torch.tensor([1.0]))
+    t.accumulate(torch.tensor([3]), torch.tensor([1.0]))
+    t.apply_pending()
     assert abs(t.get()[3].item() - (0.9 * 9.3 + 0.1 * 1.0)) < 1e-5
+    before = t.get()
+    t.apply_pending()  # a step with no targets changes nothing
+    assert torch.equal(t.get(), before)
+
+
+def test_discarded_and_non_collected_losses_never_reach_the_scores():
+    t = tracker(beta=0.5)
+    t.accumulate(torch.tensor([3, 4]), torch.tensor([100.0, 100.0]))
+    t.discard_pending()  # the attempt that collected them was skipped
+    t.collecting = False  # a dummy micro-batch
+    t.accumulate(torch.tensor([5]), torch.tensor([100.0]))
+    t.collecting = True
+    t.accumulate(torch.tensor([3]), torch.tensor([2.0]))
+    t.apply_pending()
+    assert t.get()[3:6].tolist() == [0.5 * 10 + 0.5 * 2.0, 10.0, 10.0]
 
 
 def test_pins_survive_updates_and_set():
     t = tracker()
-    t.update(torch.tensor([0, 1, 2]), torch.tensor([0.5, 0.5, 0.5]))
+    t.accumulate(torch.tensor([0, 1, 2]), torch.tensor([0.5, 0.5, 0.5]))
+    t.apply_pending()
     assert t.get()[[0, 1, 2]].tolist() == [PIN, -PIN, PIN]
     t.set(torch.zeros(8))
     assert t.get()[[0, 1, 2, 3]].tolist() == [PIN, -PIN, PIN, 0.0]
@@ -32,7 +50,8 @@ def test_pins_survive_updates_and_set():
 
 def test_non_finite_losses_are_left_out():
     t = tracker(beta=0.5)
-    t.update(torch.tensor([3, 3, 4, 5]), torch.tensor([float("nan"), 2.0, float("inf"), -float("inf")]))
+    t.accumulate(torch.tensor([3, 3, 4, 5]), torch.tensor([float("nan"), 2.0, float("inf"), -float("inf")]))
+    t.apply_pending()
     got = t.get()
     assert got[3].item() == 0.5 * 10 + 0.5 * 2.0
     assert got[4].item() == 10.0 and got[5].item() == 10.0
@@ -42,10 +61,20 @@ def test_scores_stay_float32_when_the_model_is_half():
     model = build_tokendrop(token_drop=0.5).half()
     tokens = torch.tensor([[0, 5, 6, 2]])
     assert model.encoder.token_importance.position_scores(tokens).dtype == torch.float32
-    model.encoder.token_importance.update(torch.tensor([5]), torch.tensor([3.0], dtype=torch.half))
+    model.encoder.token_importance.accumulate(torch.tensor([5]), torch.tensor([3.0], dtype=torch.half))
+    model.encoder.token_importance.apply_pending()
     scores = get_token_importance(model)
     assert scores.dtype == torch.float32
     assert abs(scores[5].item() - (0.995 * 10 + 0.005 * 3.0)) < 1e-6  # fp16 could not hold this
+
+
+def test_fingerprint_sees_one_bit():
+    t = tracker()
+    h = t.fingerprint().item()
+    scores = t.get()
+    scores[4] = torch.nextafter(scores[4], torch.tensor(100.0))  # the next float32 up
+    t.set(scores)
+    assert t.fingerprint().item() != h
 
 
 def test_api_returns_a_copy_and_checks_shape():

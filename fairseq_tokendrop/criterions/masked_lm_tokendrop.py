@@ -1,4 +1,8 @@
-"""Masked-LM loss for ``tokendrop_roberta``: updates token importance, adds ScTD.
+"""Masked-LM loss for ``tokendrop_roberta``: feeds token importance, adds ScTD.
+
+In training, the drop pass's per-target losses go to the importance tracker's
+pending step (``TokenImportance.accumulate``); the scores move once per applied
+optimizer step (``importance.optimizer_step``, called by the task), never here.
 
 Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``),
 ``mlm_acc`` (MLPerf's masked-LM accuracy: correct / masked), ``kept_frac``
@@ -63,7 +67,7 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         drop = self._mlm_pass(model, sample, masked, targets, drop_tokens=True)
         importance = find_token_importance(model)
         if model.training:
-            importance.update(targets, drop.token_losses)
+            importance.accumulate(targets, drop.token_losses)
 
         loss = drop.loss
         logging_output = {
