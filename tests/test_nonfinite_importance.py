@@ -1,0 +1,126 @@
+"""fp16/AMP safety of token importance, through fairseq's own ``Trainer`` in-process.
+
+Each step is checked against a hand computation: per-target losses of a copy of
+the model taken before the step, averaged per id over every micro-batch of the
+step, NaN/inf left out, one moving-average update. So the tests also show that
+every micro-batch of a step selects tokens with the scores from before the step.
+
+Overflow is real: an embedding row set to inf gives NaN losses and gradients.
+Two things stock fairseq cannot do on CPU, and how the tests get around them:
+- ``--fp16`` flattens its fp32 master copy on ``torch.cuda.current_device()``:
+  the tests use ``--memory-efficient-fp16`` (same ``DynamicLossScaler``, same
+  ``OverflowError``). Its overflow handler then ends in
+  ``torch.tensor(0.0).cuda()`` (trainer.py), which raises without CUDA *after*
+  the step was skipped; the test expects that error, and the next
+  ``train_step`` starts, as on a GPU, with ``zero_grad``.
+- ``--amp`` builds ``torch.cuda.amp.GradScaler``, which disables itself
+  without CUDA; the test hands the same ``AMPOptimizer`` torch's CPU
+  ``GradScaler``, so the step is really skipped by the scaler.
+"""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq import options, tasks
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq.trainer import Trainer
+
+from fairseq_tokendrop import get_token_importance
+
+from conftest import train_flags
+
+BETA = 0.9
+
+
+def build_trainer(data_bin, tmp_path, *precision):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(a) for a in train_flags(
+        data_bin, tmp_path, "--cpu", "--token-drop", "0.5", "--token-importance-beta", str(BETA),
+        "--dropout", "0", "--attention-dropout", "0", *precision)])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("train")
+    model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+    trainer = Trainer(cfg, task, model, criterion)
+    batches = list(trainer.get_train_iterator(epoch=1).next_epoch_itr(shuffle=False))
+    return trainer, batches
+
+
+def expected_scores(trainer, micro_batches):
+    """The scores one applied step must leave, computed by hand from a copy of the model before it."""
+    model = copy.deepcopy(trainer.model).train()
+    pad = trainer.task.source_dictionary.pad()
+    before = get_token_importance(model)
+    losses_by_id = {}
+    with torch.no_grad():
+        for sample in micro_batches:
+            masked = sample["target"].ne(pad)
+            targets = sample["target"][masked]
+            logits, _ = model(**sample["net_input"], masked_tokens=masked)
+            for tid, loss in zip(targets.tolist(), F.cross_entropy(logits.float(), targets, reduction="none")):
+                if torch.isfinite(loss):
+                    losses_by_id.setdefault(tid, []).append(loss.item())
+    expected = before.clone()
+    pinned = before.abs() == 1e4
+    for tid, losses in losses_by_id.items():
+        if not pinned[tid]:
+            expected[tid] = BETA * before[tid] + (1 - BETA) * sum(losses) / len(losses)
+    return before, expected
+
+
+def poison(trainer, batch, value):
+    """Set the input embedding of the batch's most frequent word to ``value``; returns the old row."""
+    tokens = batch["net_input"]["src_tokens"]
+    words = tokens[tokens >= trainer.task.source_dictionary.nspecial]
+    tid = torch.mode(words).values.item()
+    weight = trainer.model.encoder.sentence_encoder.embed_tokens.weight
+    old = weight.data[tid].clone()
+    weight.data[tid] = value
+    return tid, old
+
+
+def assert_step(trainer, micro_batches):
+    before, expected = expected_scores(trainer, micro_batches)
+    trainer.train_step(micro_batches)
+    after = get_token_importance(trainer.model)
+    assert after.dtype == torch.float32
+    assert (after != before).sum() >= 5
+    assert torch.allclose(after, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_memory_efficient_fp16_overflow_and_dummy_batches_leave_scores_untouched(data_bin, tmp_path):
+    trainer, batches = build_trainer(data_bin, tmp_path, "--memory-efficient-fp16", "--update-freq", "2")
+    assert trainer.model.encoder.sentence_encoder.embed_tokens.weight.dtype == torch.half
+    assert_step(trainer, batches[0:2])  # one update from both micro-batches, fp32 scores from fp16 losses
+
+    tid, old = poison(trainer, batches[2], float("inf"))
+    scores, scale = get_token_importance(trainer.model), trainer.optimizer.scaler.loss_scale
+    with pytest.raises(AssertionError, match="CUDA"):  # fairseq's overflow handler, after the skip (see top)
+        trainer.train_step(batches[2:4])
+    assert trainer.optimizer.scaler.loss_scale == scale / 2  # the scaler saw the overflow and skipped
+    assert trainer.get_num_updates() == 1
+    assert torch.equal(get_token_importance(trainer.model), scores)
+    trainer.model.encoder.sentence_encoder.embed_tokens.weight.data[tid] = old
+
+    assert_step(trainer, batches[2:4])  # nothing of the skipped attempt is carried in
+    scores = get_token_importance(trainer.model)
+    trainer.train_step([{}, {}])  # fairseq's dummy batch (a rank out of data): ignore_grad
+    assert trainer.get_num_updates() == 3
+    assert torch.equal(get_token_importance(trainer.model), scores)
+
+
+def test_a_step_the_amp_scaler_skips_leaves_scores_untouched(data_bin, tmp_path):
+    trainer, batches = build_trainer(data_bin, tmp_path, "--amp")
+    trainer.optimizer._grad_scaler = torch.amp.GradScaler("cpu", init_scale=128.0)  # see the module docstring
+    tid, old = poison(trainer, batches[0], float("nan"))
+    params = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    scores = get_token_importance(trainer.model)
+    trainer.train_step(batches[0:1])  # overflow; fairseq retries the batch --amp-batch-retries times, then skips
+    assert trainer.get_num_updates() == 0
+    assert trainer.optimizer.scaler.get_scale() < 128.0
+    assert torch.equal(get_token_importance(trainer.model), scores)
+    for n, p in trainer.model.named_parameters():
+        assert torch.equal(p, params[n]) or p.isnan().any(), n  # the scaler really skipped the update
+    trainer.model.encoder.sentence_encoder.embed_tokens.weight.data[tid] = old
+    assert_step(trainer, batches[1:2])
