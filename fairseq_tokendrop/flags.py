@@ -3,14 +3,19 @@
 Defaults follow TF Model Garden's token-dropping BERT (beta 0.995, init 10.0,
 allow [UNK] [CLS] [SEP] [MASK], deny [PAD]), in fairseq's symbols.
 """
+import math
 from typing import List
 
 import torch
 from fairseq.utils import safe_getattr
 
+from .importance import PIN
 from .token_dropping_encoder import MIN_LAYERS
 
 STRATEGIES = ("importance", "random")
+
+
+ERROR_PREFIX = "fairseq_tokendrop: error: "
 
 
 class FlagError(SystemExit):
@@ -21,7 +26,7 @@ class FlagError(SystemExit):
     """
 
     def __init__(self, message: str):
-        super().__init__(f"fairseq_tokendrop: error: {message}")
+        super().__init__(ERROR_PREFIX + message)
 
 
 def add_token_drop_args(parser) -> None:
@@ -84,12 +89,27 @@ def check_token_drop_args(args, dictionary) -> None:
         raise FlagError(f"--token-drop-strategy must be one of {STRATEGIES}, got {args.token_drop_strategy!r}")
     if not 0.0 <= args.token_importance_beta < 1.0:
         raise FlagError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
+    if not -PIN < args.token_importance_init < PIN:  # the pins must stay the extremes; NaN fails too
+        raise FlagError(f"--token-importance-init must be in (-{PIN:g}, {PIN:g}), the allow/deny pins, "
+                        f"got {args.token_importance_init}")
     if dropping and args.encoder_layers < MIN_LAYERS:
         raise FlagError(f"--encoder-layers must be >= {MIN_LAYERS} for token dropping, got {args.encoder_layers}")
     if dropping and safe_getattr(args, "encoder_layerdrop", 0.0) > 0:
         raise FlagError("--encoder-layerdrop cannot be combined with token dropping")
-    symbol_ids("--token-allow-list", args.token_allow_list, dictionary)
-    symbol_ids("--token-deny-list", args.token_deny_list, dictionary)
+    both = set(symbol_ids("--token-allow-list", args.token_allow_list, dictionary)) & set(
+        symbol_ids("--token-deny-list", args.token_deny_list, dictionary))
+    if both:
+        raise FlagError(f"--token-deny-list: {dictionary[min(both)]!r} is also in --token-allow-list")
+
+
+def check_sctd_args(cfg) -> None:
+    """The criterion's flags (``masked_lm_tokendrop``); raise FlagError for the first bad one."""
+    if cfg.sctd_interval < 0:
+        raise FlagError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
+    if not 0.0 <= cfg.sctd_full_weight <= 1.0:
+        raise FlagError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
+    if not 0.0 <= cfg.sctd_kl_weight < math.inf:
+        raise FlagError(f"--sctd-kl-weight must be finite and >= 0, got {cfg.sctd_kl_weight}")
 
 
 def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
@@ -104,4 +124,7 @@ def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
         shape = tuple(scores.shape) if torch.is_tensor(scores) else type(scores).__name__
         raise FlagError(f"{flag}: {path} holds {shape}, expected a float tensor of shape "
                         f"({vocab_size},), one score per dictionary entry")
+    if not torch.isfinite(scores).all():
+        bad = int((~torch.isfinite(scores)).nonzero()[0])
+        raise FlagError(f"{flag}: {path} holds a non-finite score (entry {bad}: {scores[bad].item()})")
     return scores

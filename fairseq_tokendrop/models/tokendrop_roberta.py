@@ -16,6 +16,7 @@ from fairseq.utils import safe_hasattr
 from ..flags import (add_token_drop_args, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
 from ..importance import TokenImportance
+from ..safe_loading import CheckpointMismatch
 from ..token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..token_selection import num_kept, select_kept
 
@@ -49,6 +50,20 @@ class TokenDropRobertaModel(RobertaModel):
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates
         super().set_num_updates(num_updates)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """RoBERTa's upgrades, then a vocabulary check before the strict load.
+
+        A data-bin whose dict.txt is not the checkpoint's would otherwise stop
+        in torch's size-mismatch report of every vocabulary-shaped tensor.
+        """
+        super().upgrade_state_dict_named(state_dict, name)
+        key = (name + "." if name else "") + "encoder.sentence_encoder.embed_tokens.weight"
+        ours = self.encoder.sentence_encoder.embed_tokens.num_embeddings
+        if key in state_dict and state_dict[key].size(0) != ours:
+            raise CheckpointMismatch(
+                f"the checkpoint's vocabulary has {state_dict[key].size(0)} entries ({key}) but the "
+                f"dictionary has {ours}: use the dict.txt of the data the checkpoint was trained on")
 
 
 class TokenDropRobertaEncoder(RobertaEncoder):
