@@ -6,7 +6,14 @@ from the arrays the fixture wrote into the HDF5 shard, maps ids through the
 symbols' text, runs the model rebuilt in-process one unpadded example at a
 time over all positions, and applies MLPerf's formula
 ``sum(w * [argmax == label]) / sum(w)`` with the file's weights, in numpy.
+
+A few updates only teach the model word frequencies, so it predicts the same
+word everywhere and a wrong slot or a dropout pass would go unseen. The
+second test therefore evaluates a model with random weights, whose
+predictions change with every position, on records relabelled so that half of
+their slots hold what the reference predicts there.
 """
+import copy
 import re
 
 import numpy as np
@@ -14,47 +21,86 @@ import pytest
 import torch
 
 from test_premasked import (  # noqa: F401  (fixtures)
-    by_symbol, convert_premasked, converter_error, load_script, load_trained, make_examples, premasked, trained,
+    by_symbol, convert_premasked, load_script, load_trained, make_examples, premasked, trained,
     vocab_tokens, write_hdf5, write_vocab)
 
 eval_mlm_accuracy = load_script("eval_mlm_accuracy")
 
 
+def reference_predictions(model, dictionary, ex):
+    """fairseq ids the model predicts at each of the record's P slots, padding slots included."""
+    n = int(ex["input_mask"].sum())
+    ids = torch.from_numpy(by_symbol(vocab_tokens(), dictionary, ex["input_ids"][:n]))[None]
+    with torch.no_grad():
+        logits = model(ids)[0][0].numpy()  # [n, V], every position
+    return logits[ex["masked_lm_positions"]].argmax(-1)
+
+
 def reference_accuracy(model, dictionary, examples):
     """(correct, masked slots) by MLPerf's weighted formula over the original arrays."""
-    tokens = vocab_tokens()
     hits = weights = 0.0
-    with torch.no_grad():
-        for ex in examples:
-            n = int(ex["input_mask"].sum())
-            ids = torch.from_numpy(by_symbol(tokens, dictionary, ex["input_ids"][:n]))[None]
-            logits = model(ids)[0][0].numpy()  # [n, V], every position
-            predicted = logits[ex["masked_lm_positions"]].argmax(-1)
-            labels = by_symbol(tokens, dictionary, ex["masked_lm_ids"])
-            w = ex["masked_lm_weights"].astype(np.float64)
-            hits += float((w * (predicted == labels)).sum())
-            weights += float(w.sum())
+    for ex in examples:
+        predicted = reference_predictions(model, dictionary, ex)
+        labels = by_symbol(vocab_tokens(), dictionary, ex["masked_lm_ids"])
+        w = ex["masked_lm_weights"].astype(np.float64)
+        hits += float((w * (predicted == labels)).sum())
+        weights += float(w.sum())
     return hits, weights
+
+
+def run_eval(checkpoint, data, capsys):
+    """The script's (accuracy, correct, slots) and its stdout/stderr."""
+    eval_mlm_accuracy.main([str(checkpoint), str(data), "--split", "valid", "--batch-size", "3",
+                            "--progress-every", "2"])
+    out, err = capsys.readouterr()
+    accuracy, correct, slots = re.search(r"masked_lm_accuracy (\S+) \((\d+) of (\d+) masked slots correct\)",
+                                         out).groups()
+    return float(accuracy), int(correct), int(slots), out, err
 
 
 def test_accuracy_equals_the_weighted_formula_on_the_original_records(premasked, trained, capsys):
     # In-process to keep the suite fast; the converter's tests run a script as a subprocess.
-    eval_mlm_accuracy.main([str(trained["save"] / "checkpoint_last.pt"), str(premasked["dest"]),
-                            "--split", "valid", "--batch-size", "3", "--progress-every", "2"])
-    out, err = capsys.readouterr()
-    accuracy, correct, slots = re.search(r"masked_lm_accuracy (\S+) \((\d+) of (\d+) masked slots correct\)",
-                                         out).groups()
+    accuracy, correct, slots, out, err = run_eval(trained["save"] / "checkpoint_last.pt", premasked["dest"], capsys)
     examples = premasked["examples"]["valid"]
     model, dictionary = load_trained(premasked, trained)
     hits, weights = reference_accuracy(model, dictionary, examples)
-    assert (int(correct), int(slots)) == (hits, weights)
-    assert float(accuracy) == pytest.approx(hits / weights, abs=1e-6)
-    assert hits > 0  # a few updates on Zipf-distributed words already get some right
+    assert (correct, slots) == (hits, weights)
+    assert accuracy == pytest.approx(hits / weights, abs=1e-6)
     assert f"examples {len(examples)}\n" in out and f"masked_slots {int(weights)}\n" in out
     assert "eval_mlm_accuracy: 6/20 examples" in err  # progress
 
 
-def test_a_checkpoint_of_another_vocabulary_is_refused_by_name(premasked, trained, tmp_path, capsys):
+def test_a_position_dependent_model_scores_exactly_the_slots_it_predicts(premasked, trained, tmp_path, capsys):
+    state = torch.load(trained["save"] / "checkpoint_last.pt", weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    for tensor in state["model"].values():  # in place: the state dict's metadata stays
+        if tensor.is_floating_point():
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
+    checkpoint = tmp_path / "random.pt"
+    torch.save(state, checkpoint)
+    model, dictionary = load_trained(premasked, dict(save=tmp_path, checkpoint="random.pt"))
+
+    tokens = vocab_tokens()
+    wordpiece = {dictionary.index(t): i for i, t in enumerate(tokens)}
+    examples, relabelled = copy.deepcopy(premasked["examples"]["valid"]), 0
+    for ex in examples:
+        predicted = reference_predictions(model, dictionary, ex)
+        for slot in range(0, int(ex["masked_lm_weights"].sum()), 2):
+            if predicted[slot] >= dictionary.nspecial and predicted[slot] in wordpiece:
+                ex["masked_lm_ids"][slot] = wordpiece[predicted[slot]]
+                relabelled += 1
+    shard = write_hdf5(tmp_path / "eval.hdf5", examples)
+    convert_premasked.main(["--vocab", str(premasked["vocab"]), "--destdir", str(tmp_path / "bin"),
+                            "--split", "valid", str(shard)])
+    capsys.readouterr()
+    accuracy, correct, slots, _, _ = run_eval(checkpoint, tmp_path / "bin", capsys)
+    hits, weights = reference_accuracy(model, dictionary, examples)
+    assert relabelled >= 20 and hits >= relabelled
+    assert (correct, slots) == (hits, weights)
+    assert accuracy == pytest.approx(hits / weights, abs=1e-6)
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused_by_name(trained, tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens(extra_words=7))
     shard = write_hdf5(tmp_path / "eval.hdf5", make_examples(4, seed=12))
     convert_premasked.main(["--vocab", str(vocab), "--destdir", str(tmp_path / "bin"), "--split", "valid",

@@ -174,12 +174,13 @@ def _train_fixture(premasked, tmp_path_factory):
 
 
 def load_trained(premasked, trained):
-    """The trained model rebuilt in-process from the data dir's dict.txt (not by checkpoint_utils)."""
+    """The trained model (or ``trained["checkpoint"]``) rebuilt in-process from dict.txt, not by checkpoint_utils."""
     dictionary = Dictionary.load(str(premasked["dest"] / "dict.txt"))
     dictionary.add_symbol("<mask>")
     model = build_model("tokendrop_roberta_base", dictionary, max_positions=32, encoder_layers=4,
                         encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
-    model.load_state_dict(torch.load(trained["save"] / "checkpoint_last.pt", weights_only=True)["model"])
+    path = trained["save"] / trained.get("checkpoint", "checkpoint_last.pt")
+    model.load_state_dict(torch.load(path, weights_only=True)["model"])
     return model.eval(), dictionary
 
 
@@ -282,7 +283,7 @@ def test_fairseq_train_with_token_dropping_runs_on_the_files_masks(premasked, tr
     assert moved and moved <= labels
 
 
-def converter_error(capsys, *args):
+def converter_error(*args):
     """Run the converter in-process; return its one-line error."""
     with pytest.raises(SystemExit) as exc:
         convert_premasked.main([str(a) for a in args])
@@ -334,14 +335,14 @@ TF_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(TF_CASES))
-def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_path, capsys, case):
+def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_path, case):
     edit, damage, expected = TF_CASES[case]
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
     good = write_tfrecord(tmp_path / "good", make_examples(4, seed=5))
     bad = write_tfrecord(tmp_path / "bad", make_examples(6, seed=6), edit)
     if damage:
         damage(bad)
-    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", good, bad)
+    message = converter_error("--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", good, bad)
     assert message == message.strip() and "\n" not in message
     assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
     # Nothing half-written: no split files, no temporary parts.
@@ -360,29 +361,29 @@ HDF5_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(HDF5_CASES))
-def test_a_bad_hdf5_shard_stops_with_one_line_naming_file_record_and_field(tmp_path, capsys, case):
+def test_a_bad_hdf5_shard_stops_with_one_line_naming_file_record_and_field(tmp_path, case):
     edit, expected = HDF5_CASES[case]
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
     bad = write_hdf5(tmp_path / "bad.hdf5", make_examples(6, seed=7), edit)
-    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", bad)
+    message = converter_error("--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", bad)
     assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
 
 
-def test_a_vocab_without_mask_is_refused(tmp_path, capsys):
+def test_a_vocab_without_mask_is_refused(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", [t for t in vocab_tokens() if t != "[MASK]"])
     data = write_tfrecord(tmp_path / "part", make_examples(2, seed=8))
-    message = converter_error(capsys, "--vocab", vocab, "--destdir", tmp_path / "bin", data)
+    message = converter_error("--vocab", vocab, "--destdir", tmp_path / "bin", data)
     assert message == f"fairseq_tokendrop: error: --vocab: {vocab}: special token(s) [MASK] not found"
 
 
-def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuses_to_load(tmp_path, capsys):
+def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuses_to_load(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
     good = write_tfrecord(tmp_path / "good", make_examples(5, seed=9))
     dest = tmp_path / "bin"
     convert_premasked.main(["--vocab", str(vocab), "--destdir", str(dest), "--split", "valid", str(good)])
     before = {name: (dest / name).read_bytes() for name in os.listdir(dest)}
     bad = write_tfrecord(tmp_path / "bad", make_examples(3, seed=10), _drop_feature("input_ids", 2))
-    converter_error(capsys, "--vocab", vocab, "--destdir", dest, "--split", "valid", "--workers", "2", good, bad)
+    converter_error("--vocab", vocab, "--destdir", dest, "--split", "valid", "--workers", "2", good, bad)
     assert {name: (dest / name).read_bytes() for name in os.listdir(dest)} == before
     # A data file that no longer matches premasked.json (as after a crash mid-publish) is refused.
     with open(dest / "valid.tgt.bin", "ab") as f:
