@@ -357,6 +357,8 @@ HDF5_CASES = {
                     f"input_mask: wrong shape: (6, {L - 1}), expected (6, {L})"),
     "out_of_vocab": (lambda d: d["masked_lm_ids"].__setitem__((3, 0), 7000),
                      "record 3: masked_lm_ids: id 7000 is out of the vocabulary"),
+    "slot_after_padding": (lambda d: d["masked_lm_positions"].__setitem__(2, [5, 0, 6, 0, 0]),
+                           "record 2: masked_lm_positions: a non-zero position follows a 0 (padding) slot"),
 }
 
 
