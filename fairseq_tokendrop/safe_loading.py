@@ -86,7 +86,7 @@ def mismatch_message(exc: BaseException) -> Optional[str]:
     """
     for outer, inner in ((None, exc), (exc, exc.__context__)):
         if isinstance(inner, CheckpointMismatch):
-            return f"{outer}: {inner}" if outer is not None else str(inner)
+            return f"{str(outer).rstrip('.')}: {inner}" if outer is not None else str(inner)
     return None
 
 
