@@ -300,7 +300,8 @@ def test_failed_encoding_leaves_no_output_and_a_fixed_input_resumes(corpus, prep
     assert decoded == good_lines
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "directory", "destdir_not_writable", "vocab_too_big"])
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "directory", "destdir_not_writable",
+                                  "vocab_too_big"])
 def test_bad_inputs_give_one_clear_error_naming_the_path(corpus, tmp_path, case):
     train, valid, destdir = corpus["train_b"], corpus["valid"], tmp_path / "bin"
     extra = []
@@ -309,6 +310,9 @@ def test_bad_inputs_give_one_clear_error_naming_the_path(corpus, tmp_path, case)
     elif case == "empty":
         valid = named = tmp_path / "blank.txt"
         valid.write_text("\n   \n\t\n\n", encoding="utf-8")
+    elif case == "unreadable":
+        # A regular file whose read fails (EIO at offset 0), for root too, unlike a chmod 000 file.
+        train = named = "/proc/self/mem"
     elif case == "directory":
         train = named = tmp_path
     elif case == "destdir_not_writable":
