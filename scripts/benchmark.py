@@ -56,6 +56,7 @@ from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from fairseq_tokendrop import flops
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
+from fairseq_tokendrop.importance import find_token_importance
 from fairseq_tokendrop.standalone import StandaloneTask, build_model, made_up_dictionary
 from fairseq_tokendrop.token_selection import num_kept
 
@@ -161,6 +162,8 @@ class Mode:
     def __init__(self, name, model, criterion, sctd_interval, args):
         self.name, self.model, self.criterion = name, model.to(args.device), criterion
         self.sctd_interval = sctd_interval
+        # as fairseq's task.optimizer_step: the scores move once per applied step
+        self.importance = None if name == "baseline" else find_token_importance(self.model)
         # fused: one kernel per step. On the 2-core dev machine the default foreach
         # AdamW took 0.3-1 s per step for 12M parameters (fused: 0.02-0.1 s), a cost
         # equal in every mode that would pull the ratios towards 1. fairseq itself
@@ -185,6 +188,8 @@ class Mode:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if self.importance is not None:
+            self.importance.apply_pending()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates += 1
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from fairseq import metrics
 
 from fairseq_tokendrop import get_token_importance, set_token_importance
+from fairseq_tokendrop.importance import find_token_importance
 from fairseq_tokendrop.sctd_loss import cls_kl, is_sctd_update, sctd_loss
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 
@@ -75,6 +76,7 @@ def test_loss_gradients_and_importance_match_hand_computation(num_updates):
     loss, sample_size, log = crit(model, sample)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    find_token_importance(model).apply_pending()  # what task.optimizer_step does after the step
     after = get_token_importance(model)
 
     set_token_importance(model, before)
