@@ -103,3 +103,7 @@ def logged(stdout, kind="train_inner"):
         if f"| {kind} |" in line:
             records.append(json.loads(line.split(f"| {kind} | ", 1)[1]))
     return records
+
+
+# session fixtures over pre-masked TFRecord/HDF5 data, shared by several test files
+from premasked_fixtures import premasked, trained  # noqa: E402,F401

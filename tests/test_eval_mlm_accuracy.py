@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_premasked import (  # noqa: F401  (fixtures)
-    by_symbol, convert_premasked, load_script, load_trained, make_examples, premasked, trained,
-    vocab_tokens, write_hdf5, write_vocab)
+from premasked_fixtures import (
+    by_symbol, convert_premasked, load_script, load_trained, make_examples, vocab_tokens, write_hdf5, write_vocab)
 
 eval_mlm_accuracy = load_script("eval_mlm_accuracy")
 
