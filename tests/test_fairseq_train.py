@@ -67,9 +67,10 @@ def test_training_lowers_the_loss_and_logs_its_metrics(data_bin, tmp_path, extra
 
 
 @pytest.mark.parametrize("extra", [
+    ["--token-drop", "0.5"],  # vanilla token dropping: importance strategy, no ScTD
     ["--token-drop", "0.5", "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3"],
     ["--token-drop", "0.5", "--token-drop-strategy", "random"],
-])
+], ids=["vanilla", "sctd", "random"])
 def test_resume_from_checkpoint_last_continues_exactly(data_bin, tmp_path, extra):
     def train(save_dir, updates):
         return run_cli("fairseq_cli.train", *train_flags(
