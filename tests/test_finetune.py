@@ -11,11 +11,11 @@ import torch
 from fairseq_tokendrop.transformers_loader import import_transformers
 
 from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR
-from pretrained_run import load_script, pretrained
+from pretrained_run import pretrained
 
 # The pretraining dims without --tokens-per-sample, which sentence_prediction does not take.
-i = TINY_MODEL_FLAGS.index("--tokens-per-sample")
-ARCH_ARGS = " ".join(["--arch", "roberta_base"] + TINY_MODEL_FLAGS[:i] + TINY_MODEL_FLAGS[i + 2:])
+_tps = TINY_MODEL_FLAGS.index("--tokens-per-sample")
+ARCH_ARGS = " ".join(["--arch", "roberta_base"] + TINY_MODEL_FLAGS[:_tps] + TINY_MODEL_FLAGS[_tps + 2:])
 
 
 def two_class_rows(n, seed):
