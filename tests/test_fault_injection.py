@@ -76,7 +76,8 @@ def train_command(data_bin, save_dir):
 
 
 def test_a_run_killed_inside_a_save_resumes_to_the_uninterrupted_state(data_bin, tmp_path):
-    # The uninterrupted run goes alongside the killed one (two cores); the freeze-and-look kill does not need an idle machine.
+    # The uninterrupted run goes alongside the killed one (two cores):
+    # the freeze-and-look kill does not depend on an idle machine.
     straight = subprocess.Popen(train_command(data_bin, tmp_path / "straight"), cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     save_dir = tmp_path / "killed"
@@ -111,7 +112,7 @@ def test_a_run_killed_inside_a_save_resumes_to_the_uninterrupted_state(data_bin,
 
 
 def killed_by_file_size_limit(write, limit):
-    """Run ``write()`` in a forked child that the kernel kills (SIGXFSZ) once a file it writes passes ``limit`` bytes."""
+    """Run ``write()`` in a forked child; the kernel kills it (SIGXFSZ) when a file it writes passes ``limit`` bytes."""
     pid = os.fork()
     if pid == 0:
         try:

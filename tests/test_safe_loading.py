@@ -1,4 +1,9 @@
-"""fairseq's own checkpoint loader, with the plugin imported: plain-data checkpoints load, code does not run."""
+"""fairseq's own checkpoint loader, with the plugin imported: plain-data checkpoints load, code does not run.
+
+A refusal reaches a fairseq-train user as one line naming the file, what its
+pickle asks for, and the opt-in; the opt-in (torch's
+TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1) does reach fairseq's loader.
+"""
 import argparse
 import os
 import pathlib
@@ -25,10 +30,16 @@ class Payload:
         return pathlib.Path.touch, (pathlib.Path(self.marker),)
 
 
-def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
+@pytest.fixture
+def evil_checkpoint(tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "checkpoint_evil.pt"
     torch.save({"model": {}, "extra_state": {"x": Payload(str(marker))}}, path)
+    return path, marker
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_never_runs(evil_checkpoint):
+    path, marker = evil_checkpoint
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         checkpoint_utils.load_checkpoint_to_cpu(str(path))
     assert not marker.exists()
@@ -40,14 +51,6 @@ def test_a_legacy_checkpoint_with_namespace_args_loads(tmp_path):
     torch.save({"args": args, "model": {"w": torch.ones(2)}}, path)
     state = torch.load(path, weights_only=True)
     assert state["args"] == args and torch.equal(state["model"]["w"], torch.ones(2))
-
-
-@pytest.fixture
-def evil_checkpoint(tmp_path):
-    marker = tmp_path / "payload-ran"
-    path = tmp_path / "checkpoint_evil.pt"
-    torch.save({"model": {}, "extra_state": {"x": Payload(str(marker))}}, path)
-    return path, marker
 
 
 def test_fairseq_train_refuses_it_in_one_line_naming_the_file_and_the_opt_in(data_bin, evil_checkpoint, tmp_path):
@@ -72,7 +75,8 @@ def test_from_pretrained_refuses_it(evil_checkpoint):
 def test_the_documented_opt_in_loads_a_trusted_legacy_file(evil_checkpoint):
     """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 reaches fairseq's loader: the pickle's code runs (here: a harmless touch)."""
     path, marker = evil_checkpoint
-    load = f"import fairseq_tokendrop; from fairseq import checkpoint_utils; checkpoint_utils.load_checkpoint_to_cpu({str(path)!r})"
+    load = ("import fairseq_tokendrop; from fairseq import checkpoint_utils; "
+            f"checkpoint_utils.load_checkpoint_to_cpu({str(path)!r})")
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
     subprocess.run([sys.executable, "-c", load], env=env, capture_output=True)
     assert marker.exists()
