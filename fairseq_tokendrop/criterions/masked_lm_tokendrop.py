@@ -20,7 +20,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..flags import FlagError
+from ..flags import check_sctd_args
 from ..importance import find_token_importance
 from ..sctd_loss import cls_kl, is_sctd_update, sctd_loss
 
@@ -47,10 +47,7 @@ class MlmPass(NamedTuple):
 class MaskedLmTokenDropLoss(FairseqCriterion):
     def __init__(self, cfg: MaskedLmTokenDropConfig, task):
         super().__init__(task)
-        if cfg.sctd_interval < 0:
-            raise FlagError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
-        if not 0.0 <= cfg.sctd_full_weight <= 1.0:
-            raise FlagError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
+        check_sctd_args(cfg)
         self.cfg = cfg
 
     def _mlm_pass(self, model, sample, masked: Tensor, targets: Tensor, drop_tokens: bool) -> MlmPass:
