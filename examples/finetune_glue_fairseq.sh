@@ -38,23 +38,33 @@ FP16=${FP16---fp16 --fp16-init-scale 4 --threshold-loss-scale 1 --fp16-scale-win
 WORKERS=${WORKERS:-4}
 
 # 1. Text -> sentencepiece pieces -> ids of the pretraining dictionary (input0/, input1/); labels get
-#    their own dictionary (label/). This is the layout sentence_prediction reads.
-mkdir -p "$BIN_DIR/pieces" "$SAVE_DIR"
-for input in input0 input1; do
-    [ -f "$TASK_DIR/train.$input" ] || continue
-    for split in train dev; do
-        python -c 'import sys, sentencepiece
+#    their own dictionary (label/). This is the layout sentence_prediction reads. Skipped when BIN_DIR
+#    already holds it for the same inputs (a stamp of their hashes), e.g. to fine-tune a baseline and a
+#    token-dropping checkpoint of the same dictionary on the same binarized task.
+mkdir -p "$BIN_DIR" "$SAVE_DIR"
+stamp="$(cat "$DICT" "$SPM" "$TASK_DIR"/{train,dev}.* | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$BIN_DIR/.prepared" 2>/dev/null)" = "$stamp" ]; then
+    echo "finetune_glue_fairseq: reusing the binarized task in $BIN_DIR" >&2
+else
+    rm -f "$BIN_DIR/.prepared"
+    mkdir -p "$BIN_DIR/pieces"
+    for input in input0 input1; do
+        [ -f "$TASK_DIR/train.$input" ] || continue
+        for split in train dev; do
+            python -c 'import sys, sentencepiece
 sp = sentencepiece.SentencePieceProcessor(model_file=sys.argv[1])
 for line in sys.stdin:
     print(" ".join(sp.encode(line.rstrip("\n"), out_type=str)))' "$SPM" \
-            < "$TASK_DIR/$split.$input" > "$BIN_DIR/pieces/$split.$input"
+                < "$TASK_DIR/$split.$input" > "$BIN_DIR/pieces/$split.$input"
+        done
+        fairseq-preprocess --only-source --srcdict "$DICT" --workers "$WORKERS" \
+            --trainpref "$BIN_DIR/pieces/train.$input" --validpref "$BIN_DIR/pieces/dev.$input" \
+            --destdir "$BIN_DIR/$input"
     done
-    fairseq-preprocess --only-source --srcdict "$DICT" --workers "$WORKERS" \
-        --trainpref "$BIN_DIR/pieces/train.$input" --validpref "$BIN_DIR/pieces/dev.$input" \
-        --destdir "$BIN_DIR/$input"
-done
-fairseq-preprocess --only-source --workers "$WORKERS" \
-    --trainpref "$TASK_DIR/train.label" --validpref "$TASK_DIR/dev.label" --destdir "$BIN_DIR/label"
+    fairseq-preprocess --only-source --workers "$WORKERS" \
+        --trainpref "$TASK_DIR/train.label" --validpref "$TASK_DIR/dev.label" --destdir "$BIN_DIR/label"
+    echo "$stamp" > "$BIN_DIR/.prepared"
+fi
 
 # 2. Fine-tune. <s> (id 0) is the token classified; </s> (id 2) separates a pair.
 # shellcheck disable=SC2086  # ARCH_ARGS, USER_DIR_ARGS, FP16 and EXTRA_ARGS are flag lists

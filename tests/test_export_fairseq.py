@@ -80,8 +80,9 @@ def test_stock_fairseq_without_the_plugin_loads_the_export_and_gives_the_same_lo
     model, dictionary = plugin_model(run)
     tokens = random_tokens(dictionary, batch=3, length=20, seed=4, pad_tail=(0, 5, 11))
     torch.save(tokens, tmp_path / "tokens.pt")
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_PLUGIN, str(run["fairseq_export"]), str(tmp_path / "tokens.pt"),
-                           str(tmp_path / "out.pt"), TEXT, *MASKED], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_PLUGIN, str(run["fairseq_export"]),
+                           str(tmp_path / "tokens.pt"), str(tmp_path / "out.pt"), TEXT, *MASKED],
+                          cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = torch.load(tmp_path / "out.pt", weights_only=True)
     assert not out["plugin_imported"]

@@ -49,10 +49,16 @@ def records(log, kind):
     return [json.loads(line.split(f"| {kind} | ", 1)[1]) for line in log.splitlines() if f"| {kind} | " in line]
 
 
-def run_glue_recipe(task_dir, out, checkpoint, updates, **env_overrides):
+@pytest.fixture(scope="module")
+def bin_dir(tmp_path_factory):
+    """One binarized task for both fairseq runs: the second finds the recipe's stamp and reuses it."""
+    return tmp_path_factory.mktemp("glue_like_bin")
+
+
+def run_glue_recipe(task_dir, bin_dir, out, checkpoint, updates, **env_overrides):
     """examples/finetune_glue_fairseq.sh as written, shrunk through its variables; returns its log."""
     env = dict(os.environ, TASK_DIR=str(task_dir), CHECKPOINT=str(checkpoint), SAVE_DIR=str(out / "ft"),
-               BIN_DIR=str(out / "bin"), ARCH_ARGS=ARCH_ARGS, FP16="", LR="5e-3", TOTAL_NUM_UPDATES=str(updates),
+               BIN_DIR=str(bin_dir), ARCH_ARGS=ARCH_ARGS, FP16="", LR="5e-3", TOTAL_NUM_UPDATES=str(updates),
                WARMUP_UPDATES="2", MAX_EPOCH="2", WORKERS="1",
                EXTRA_ARGS=f"--num-workers 0 --log-interval 1 --save-interval-updates 1 --no-epoch-checkpoints "
                           f"--seed 1 --max-update {updates}",
@@ -71,17 +77,19 @@ def run_glue_recipe(task_dir, out, checkpoint, updates, **env_overrides):
     return log
 
 
-def test_fairseq_glue_recipe_from_an_export_starts_from_its_encoder_and_learns(run, task_dir, tmp_path):
-    log = run_glue_recipe(task_dir, tmp_path, run["fairseq_export"] / "model.pt", updates=24)
+def test_fairseq_glue_recipe_from_an_export_starts_from_its_encoder_and_learns(run, task_dir, bin_dir, tmp_path):
+    log = run_glue_recipe(task_dir, bin_dir, tmp_path, run["fairseq_export"] / "model.pt", updates=24)
     losses = [float(r["loss"]) for r in records(log, "train_inner")]  # bits; chance is 1
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6 - 0.3, losses
     assert float(records(log, "valid")[-1]["valid_accuracy"]) >= 80.0  # percent; chance is 50 (100 seen)
 
 
-def test_fairseq_glue_recipe_from_a_raw_tokendrop_checkpoint_loads_into_stock_roberta(run, task_dir, tmp_path):
+def test_fairseq_glue_recipe_from_a_raw_tokendrop_checkpoint_loads_into_stock_roberta(run, task_dir, bin_dir,
+                                                                                       tmp_path):
     # Stock --arch roberta_base; the plugin is there only to unpickle the checkpoint's argparse.Namespace.
-    log = run_glue_recipe(task_dir, tmp_path, run["checkpoint"], updates=2, USER_DIR_ARGS=f"--user-dir {USER_DIR}",
-                          DICT=str(run["data"] / "dict.txt"), SPM=str(run["data"] / "spm.model"))
+    log = run_glue_recipe(task_dir, bin_dir, tmp_path, run["checkpoint"], updates=2,
+                          USER_DIR_ARGS=f"--user-dir {USER_DIR}", DICT=str(run["data"] / "dict.txt"),
+                          SPM=str(run["data"] / "spm.model"))
     assert "fairseq_cli.train | model: RobertaModel\n" in log
 
 

@@ -19,7 +19,8 @@ BERT_SPECIALS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<u
 
 
 def fairseq_model(checkpoint, data):
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides={"data": str(data)})
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)],
+                                                                    arg_overrides={"data": str(data)})
     return models[0].eval(), task.source_dictionary
 
 
