@@ -1,10 +1,12 @@
 """The recipes in examples/ run as written (shrunk by their EXTRA_ARGS hook, on CPU)."""
 import json
+import re
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, TINY_MODEL_FLAGS, write_structured_corpus
 
@@ -58,3 +60,47 @@ def test_text_to_target_recipe_stops_at_the_first_validation_reaching_the_target
     assert hits and hits[0] >= len(valid) - 1, [r["valid_mlm_acc"] for r in valid]
     summary = json.loads((save_dir / "stop_at_mlm_acc.json").read_text())
     assert summary["update"] == int(valid[-1]["valid_num_updates"]) and summary["mlm_acc"] >= target
+
+
+def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path):
+    import hashlib
+    from fairseq_tokendrop.transformers_loader import import_transformers
+    from premasked_fixtures import make_examples, vocab_tokens, write_tfrecord, write_vocab
+
+    mlperf = tmp_path / "mlperf"
+    mlperf.mkdir()
+    tokens = vocab_tokens()
+    files = [write_vocab(mlperf / "vocab.txt", tokens),
+             write_tfrecord(mlperf / "part-00000", make_examples(60, seed=1)),
+             write_tfrecord(mlperf / "part-00001", make_examples(60, seed=2)),
+             write_tfrecord(mlperf / "eval_10k", make_examples(24, seed=3))]
+    transformers = import_transformers()
+    (mlperf / "checksums.md").write_text("".join(
+        f"{f.name} {f.stat().st_size} {hashlib.md5(f.read_bytes()).hexdigest()}\n" for f in files))
+    config = transformers.BertConfig(vocab_size=len(tokens), hidden_size=32, num_hidden_layers=4,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=32)
+    torch.manual_seed(0)
+    transformers.BertForMaskedLM(config).save_pretrained(str(tmp_path / "hf"))
+    write_vocab(tmp_path / "hf" / "vocab.txt", tokens)
+
+    target = 0.1  # the most frequent word alone scores ~0.2 on this Zipf data
+    env = dict(os.environ, MLPERF_DIR=str(mlperf), OUT=str(tmp_path / "out"), INIT_HF=str(tmp_path / "hf"),
+               TARGET=str(target), EVAL_SAMPLES="32", TOKENS="32", KEEP="16", PER_GPU="8", WORKERS="2",
+               ARCH="tokendrop_roberta_base", PYTHON=sys.executable,
+               EXTRA_ARGS=" ".join(TINY_MODEL_FLAGS[:-4] + ["--max-update", "40", "--lr", "1e-3", "--num-workers", "0"]),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run(["bash", str(REPO / "examples" / "mlperf_bert_to_target.sh")], env=env,
+                          capture_output=True, text=True)
+    save_dir = tmp_path / "out" / "checkpoints"
+    log = (save_dir / "train.log").read_text() if (save_dir / "train.log").exists() else ""
+    assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+    assert (tmp_path / "out" / ".checksums-ok").exists()
+    assert "loading pretrained model from" in log  # started from the imported BERT
+    valid = [json.loads(line.split("| valid | ", 1)[1]) for line in log.splitlines() if "| valid | " in line]
+    hits = [i for i, r in enumerate(valid) if float(r["valid_mlm_acc"]) >= target + 1e-4]
+    assert hits and hits[0] == len(valid) - 1
+    summary = json.loads((save_dir / "stop_at_mlm_acc.json").read_text())
+    assert summary["update"] == int(valid[-1]["valid_num_updates"])
+    # the eval script's full-model accuracy on eval_10k is the validation that triggered the stop
+    printed = float(re.search(r"masked_lm_accuracy ([0-9.]+)", proc.stdout).group(1))
+    assert printed == pytest.approx(summary["mlm_acc"], abs=1e-6)

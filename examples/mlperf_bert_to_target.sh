@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# MLPerf BERT data -> token-dropping pretraining that stops at masked-LM accuracy TARGET (0.720)
+# on eval_10k, evaluated every floor(0.05*(230.23*B+3e6)/25000)*25000 samples as MLPerf does.
+#
+#   MLPERF_DIR=/data/mlperf_bert OUT=runs/mlperf NGPU=8 PER_GPU=32 bash examples/mlperf_bert_to_target.sh
+#
+# MLPERF_DIR holds what MLPerf's data preparation produced:
+#   vocab.txt                 the WordPiece vocabulary (VOCAB=... to override)
+#   part-*                    training TFRecords, or academic-budget-bert/BiGS HDF5 shards (TRAIN_GLOB=...)
+#   eval_10k                  the 10,000-example eval set (EVAL_FILE=...)
+#   checksums.md (optional)   the (file, size, md5) table; every file is verified first (CHECKSUMS=...)
+# INIT_HF=DIR (optional): start from a Hugging Face BERT/RoBERTa directory (MLPerf starts from a
+#   checkpoint; convert its TF checkpoint to HF format once with transformers' converter). Its
+#   vocabulary must be the vocab.txt above.
+# Steps already done (verified files, converted splits, imported weights) are skipped on a re-run.
+# Differences from MLPerf: no segment embeddings (RoBERTa; segment_ids are dropped with a warning)
+# and AdamW instead of LAMB (add EXTRA_ARGS="--optimizer lamb ..." with NVIDIA apex installed).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
+OUT=${OUT:?set OUT to an output directory}
+VOCAB=${VOCAB:-$MLPERF_DIR/vocab.txt}
+TRAIN_GLOB=${TRAIN_GLOB:-$MLPERF_DIR/part-*}
+EVAL_FILE=${EVAL_FILE:-$MLPERF_DIR/eval_10k}
+CHECKSUMS=${CHECKSUMS:-$MLPERF_DIR/checksums.md}
+TARGET=${TARGET:-0.720}
+EVAL_SAMPLES=${EVAL_SAMPLES:-mlperf}  # or a number of samples, for small trial runs
+NGPU=${NGPU:-1}
+PER_GPU=${PER_GPU:-32}
+ARCH=${ARCH:-tokendrop_roberta_large}
+TOKENS=${TOKENS:-512}  # MLPerf's sequence length
+KEEP=${KEEP:-256}      # tokens the middle layers see
+WORKERS=${WORKERS:-$(nproc)}
+PYTHON=${PYTHON:-python}
+DATA=$OUT/data-bin
+SAVE_DIR=${SAVE_DIR:-$OUT/checkpoints}
+mkdir -p "$OUT" "$SAVE_DIR"
+
+has_split() {  # the converter publishes premasked.json last, so a listed split is complete
+    [ -f "$DATA/premasked.json" ] && "$PYTHON" -c 'import json, sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1]))["splits"])' "$DATA/premasked.json" "$1"
+}
+
+if [ -f "$CHECKSUMS" ] && [ ! -f "$OUT/.checksums-ok" ]; then
+    echo "== verifying $CHECKSUMS" >&2
+    "$PYTHON" "$repo/scripts/verify_checksums.py" "$CHECKSUMS" "$MLPERF_DIR"
+    touch "$OUT/.checksums-ok"
+fi
+
+# shellcheck disable=SC2086
+has_split train || "$PYTHON" "$repo/scripts/convert_premasked.py" --vocab "$VOCAB" --destdir "$DATA" \
+    --split train --workers "$WORKERS" $TRAIN_GLOB
+has_split valid || "$PYTHON" "$repo/scripts/convert_premasked.py" --vocab "$VOCAB" --destdir "$DATA" \
+    --split valid --workers 1 "$EVAL_FILE"
+
+init=()
+if [ -n "${INIT_HF:-}" ]; then
+    [ -f "$OUT/init/model.pt" ] || "$PYTHON" "$repo/scripts/import_hf.py" "$INIT_HF" "$OUT/init"
+    if ! cmp -s "$OUT/init/dict.txt" "$DATA/dict.txt"; then
+        echo "mlperf_bert_to_target.sh: error: $INIT_HF has another vocabulary than $VOCAB" \
+             "($OUT/init/dict.txt differs from $DATA/dict.txt)" >&2
+        exit 2
+    fi
+    # unlike --restore-file, this is ignored once checkpoint_last.pt exists, so a re-run resumes
+    init=(--finetune-from-model "$OUT/init/model.pt")
+fi
+
+# shellcheck disable=SC2086
+fairseq-train "$DATA" --user-dir "$repo/fairseq_tokendrop" \
+    --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch "$ARCH" \
+    --tokens-per-sample "$TOKENS" --token-keep-k "$KEEP" --token-importance-beta 0.995 \
+    --batch-size "$PER_GPU" --distributed-world-size "$NGPU" \
+    --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
+    --lr 4e-4 --lr-scheduler polynomial_decay --warmup-updates 0 --total-num-update 20000 --max-update 20000 \
+    --eval-interval-samples "$EVAL_SAMPLES" --stop-at-mlm-acc "$TARGET" --no-epoch-checkpoints \
+    "${init[@]}" --save-dir "$SAVE_DIR" --log-format json --log-interval 100 ${EXTRA_ARGS:-} \
+    2>&1 | tee "$SAVE_DIR/train.log"
+
+if [ ! -f "$SAVE_DIR/stop_at_mlm_acc.json" ]; then
+    echo "mlperf_bert_to_target.sh: training ended without reaching mlm_acc $TARGET" >&2
+    exit 1
+fi
+cat "$SAVE_DIR/stop_at_mlm_acc.json"
+checkpoint=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["checkpoint"])' "$SAVE_DIR/stop_at_mlm_acc.json")
+echo "== masked-LM accuracy of $checkpoint on eval_10k, full model" >&2
+"$PYTHON" "$repo/scripts/eval_mlm_accuracy.py" "$checkpoint" "$DATA" --split valid
