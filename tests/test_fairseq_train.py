@@ -1,5 +1,4 @@
 """Stock ``fairseq-train --user-dir fairseq_tokendrop`` end to end, on a corpus binarized by fairseq-preprocess."""
-import json
 
 import pytest
 import torch
@@ -8,16 +7,7 @@ from fairseq import checkpoint_utils
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.importance import METADATA_KEY
 
-from conftest import run_cli, train_flags
-
-
-def logged(stdout, kind="train_inner"):
-    """The JSON log records of one kind, in order."""
-    records = []
-    for line in stdout.splitlines():
-        if f"| {kind} |" in line:
-            records.append(json.loads(line.split(f"| {kind} | ", 1)[1]))
-    return records
+from conftest import logged, run_cli, train_flags
 
 
 def saved_scores(path):

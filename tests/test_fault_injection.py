@@ -21,7 +21,8 @@ from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
 
 from conftest import REPO, run_cli, train_flags
-from test_fairseq_train import logged, saved_scores
+from conftest import logged
+from test_fairseq_train import saved_scores
 
 UPDATES = 10
 KILL_AFTER = 4  # checkpoint_1_4.pt must exist, then the kill lands inside the next save
