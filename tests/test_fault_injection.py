@@ -20,8 +20,7 @@ import torch
 from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
 
-from conftest import REPO, run_cli, train_flags
-from conftest import logged
+from conftest import REPO, logged, run_cli, train_flags
 from test_fairseq_train import saved_scores
 
 UPDATES = 10
