@@ -1,4 +1,5 @@
 """Shared builders: tiny models made in-process, and a tiny data-bin made by fairseq-preprocess."""
+import importlib.util
 import json
 import os
 import random
@@ -105,5 +106,19 @@ def logged(stdout, kind="train_inner"):
     return records
 
 
-# session fixtures over pre-masked TFRecord/HDF5 data, shared by several test files
+def load_script(name):
+    """A script of scripts/ as a module, to call its main(argv) in-process.
+
+    Registered under its name so the functions it hands to worker processes pickle.
+    """
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# session fixtures shared by several test files: pre-masked TFRecord/HDF5 data, and a tiny
+# pretraining run with its exports
 from premasked_fixtures import premasked, trained  # noqa: E402,F401
+from pretrained_run import pretrained  # noqa: E402,F401

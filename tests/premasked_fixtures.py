@@ -4,9 +4,7 @@
 convert them and train on them (conftest.py makes the fixtures visible to every test).
 """
 import contextlib
-import importlib.util
 import io
-import sys
 
 import h5py
 import numpy as np
@@ -17,20 +15,12 @@ from tfrecord.writer import TFRecordWriter
 
 from fairseq_tokendrop.standalone import build_model
 
-from conftest import REPO, run_cli, train_flags
+from conftest import load_script, run_cli, train_flags
 
 
 L, P = 24, 5  # padded sequence length and masked slots, as MLPerf's 512 and 76
 N_WORDS = 60
 SPECIALS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so its worker functions pickle into the converter's processes
-    spec.loader.exec_module(module)
-    return module
 
 
 convert_premasked = load_script("convert_premasked")

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_script
 from premasked_fixtures import (
-    by_symbol, convert_premasked, load_script, load_trained, make_examples, vocab_tokens, write_hdf5, write_vocab)
+    by_symbol, convert_premasked, load_trained, make_examples, vocab_tokens, write_hdf5, write_vocab)
 
 eval_mlm_accuracy = load_script("eval_mlm_accuracy")
 

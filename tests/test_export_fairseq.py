@@ -15,8 +15,7 @@ from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropCo
 from fairseq_tokendrop.flags import add_token_drop_args, load_init_scores
 from fairseq_tokendrop.importance import METADATA_KEY
 
-from conftest import random_tokens
-from pretrained_run import load_script, pretrained
+from conftest import load_script, random_tokens
 
 TEXT = "w3 w24 w1 w38"
 MASKED = ("w3 w24", "w7 w11")  # fill_mask input: MASKED[0] <mask> MASKED[1]
@@ -42,8 +41,8 @@ torch.save({
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return pretrained(tmp_path_factory)
+def run(pretrained):
+    return pretrained
 
 
 def plugin_model(run):

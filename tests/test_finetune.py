@@ -11,7 +11,6 @@ import torch
 from fairseq_tokendrop.transformers_loader import import_transformers
 
 from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR
-from pretrained_run import pretrained
 
 # The pretraining dims without --tokens-per-sample, which sentence_prediction does not take.
 _tps = TINY_MODEL_FLAGS.index("--tokens-per-sample")
@@ -30,8 +29,8 @@ def two_class_rows(n, seed):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return pretrained(tmp_path_factory)
+def run(pretrained):
+    return pretrained
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from fairseq_tokendrop.hf_weights import ConversionError, check_exportable
 from fairseq_tokendrop.transformers_loader import import_transformers
 
 from conftest import random_tokens, run_cli, train_flags
-from pretrained_run import load_script, pretrained
+from conftest import load_script
 
 transformers = import_transformers()
 # The tiny dims of conftest.TINY_MODEL_FLAGS, so an import also restores into those fairseq-train runs.
@@ -54,8 +54,8 @@ def assert_same_mlm_logits(hf_model, fs_model, hf_ids, mask, to_fairseq):
 
 # ------------------------------------------------------------------ export
 
-def test_hf_export_gives_fairseqs_logits_in_transformers(tmp_path_factory):
-    run = pretrained(tmp_path_factory)
+def test_hf_export_gives_fairseqs_logits_in_transformers(pretrained):
+    run = pretrained
     fs_model, dictionary = fairseq_model(run["checkpoint"], run["data"])
     hf_model, info = transformers.RobertaForMaskedLM.from_pretrained(str(run["hf_export"]), output_loading_info=True)
     assert not any(info.values()), info  # no missing, unexpected or mismatched weight
