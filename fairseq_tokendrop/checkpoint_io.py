@@ -12,27 +12,14 @@ optimizer names, ``lr_scheduler_state``, ``num_updates``) and
 ``extra_state["train_iterator"]``.
 """
 import argparse
-import contextlib
-import os
 from collections import OrderedDict
-from typing import Iterator, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 from omegaconf import OmegaConf
 
+from .atomic_file import atomic_path
 from .importance import METADATA_KEY
-
-
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary name next to ``path``; it becomes ``path`` only if the block succeeds."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def atomic_torch_save(obj, path: str) -> None:

@@ -21,6 +21,7 @@ import os
 import time
 from typing import Optional
 
+from .atomic_file import atomic_path
 from .flags import FlagError
 
 logger = logging.getLogger(__name__)
@@ -113,10 +114,8 @@ class StopAtTarget:
             return
         summary = dict(self.reached, checkpoint=checkpoint_path)
         path = os.path.join(os.path.dirname(checkpoint_path), "stop_at_mlm_acc.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
             json.dump(summary, f, indent=2)
-        os.replace(tmp, path)
         logger.info(f"stopping: target reached at update {num_updates}, checkpoint {checkpoint_path}")
         raise SystemExit(0)
 

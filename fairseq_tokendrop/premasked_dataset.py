@@ -28,6 +28,7 @@ import torch
 from fairseq import utils
 from fairseq.data import RightPadDataset, SortDataset, data_utils, indexed_dataset
 
+from .atomic_file import atomic_path
 from .flags import FlagError
 
 META_NAME = "premasked.json"
@@ -108,10 +109,8 @@ def publish_split(data_dir: str, split: str, tmp_prefix: str, entry: dict, vocab
         if meta["vocab_sha256"] != vocab_sha256:
             raise FlagError(f"{path}: this dir was converted with another vocab.txt")
         meta["splits"][split] = {**entry, "files": final}
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1)
-        os.replace(tmp, path)
 
 
 def load_premasked_split(data_dir: str, split: str):

@@ -12,11 +12,12 @@ other wordpiece keeps an entry of its own, in vocab.txt order. With the same
 number of entries on both sides the embedding matrices have the same shape.
 """
 import hashlib
-import os
 from typing import List, Tuple
 
 import numpy as np
 from fairseq.data import Dictionary
+
+from .atomic_file import atomic_path
 
 # BERT special token -> the fairseq symbol it becomes.
 SPECIAL_TOKENS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
@@ -76,11 +77,9 @@ def write_dict_txt(dictionary: Dictionary, path: str) -> None:
     Counts are 1: nothing here derives frequencies from them.
     """
     assert dictionary[len(dictionary) - 1] == MASK_SYMBOL
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for i in range(dictionary.nspecial, len(dictionary) - 1):
             handle.write(f"{dictionary[i]} 1\n")
-    os.replace(tmp, path)
 
 
 def vocab_sha256(vocab_path: str) -> str:

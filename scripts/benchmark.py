@@ -42,12 +42,10 @@ import argparse
 import ctypes
 import ctypes.util
 import json
-import os
 import platform
 import resource
 import shlex
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 
@@ -55,6 +53,7 @@ import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from fairseq_tokendrop import flops
+from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.importance import find_token_importance
 from fairseq_tokendrop.standalone import StandaloneTask, build_model, made_up_dictionary
@@ -369,11 +368,8 @@ def print_sctd_check(check, interval, label):
 
 
 def write_json(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".benchmark-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(payload, f, indent=1)
-    os.replace(tmp, path)  # readers never see a half-written file
 
 
 def main(argv=None):

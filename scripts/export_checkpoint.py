@@ -37,8 +37,6 @@ import shutil
 import sys
 from dataclasses import fields
 
-import torch
-
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists Namespace for torch.load)
 from fairseq import checkpoint_utils
 from fairseq.criterions.masked_lm import MaskedLmLoss
@@ -47,7 +45,8 @@ from fairseq.models.roberta import RobertaModel
 from fairseq.models.roberta.model import base_architecture
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
-from fairseq_tokendrop.checkpoint_io import atomic_path, atomic_torch_save, plain, without_importance
+from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.checkpoint_io import atomic_torch_save, plain, without_importance
 from fairseq_tokendrop.hf_weights import ConversionError, fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.importance import find_token_importance
 
