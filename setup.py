@@ -1,5 +1,18 @@
 from setuptools import find_packages, setup
 
+# Console commands, named the way fairseq names its own (fairseq-train, fairseq-preprocess):
+# fairseq-tokendrop-NAME runs fairseq_tokendrop.cli.MODULE:main; scripts/MODULE.py is the same from a checkout.
+COMMANDS = {
+    "prepare-corpus": "prepare_corpus",
+    "stdlib-corpus": "make_stdlib_corpus",
+    "convert-premasked": "convert_premasked",
+    "verify-checksums": "verify_checksums",
+    "eval-mlm-accuracy": "eval_mlm_accuracy",
+    "export": "export_checkpoint",
+    "import-hf": "import_hf",
+    "benchmark": "benchmark",
+}
+
 setup(
     name="fairseq_tokendrop",
     version="0.1.0",
@@ -17,6 +30,10 @@ setup(
         "sentencepiece",
         "tensorboard",
     ],
+    entry_points={
+        "console_scripts": [f"fairseq-tokendrop-{name} = fairseq_tokendrop.cli.{module}:main"
+                            for name, module in COMMANDS.items()],
+    },
     extras_require={
         # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards.
         "data": ["tfrecord", "h5py"],

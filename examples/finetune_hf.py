@@ -26,7 +26,7 @@ import sys
 import sentencepiece
 import torch
 
-from fairseq_tokendrop.transformers_loader import import_transformers
+from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 
 FAIRSEQ_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 BOS, PAD, EOS, UNK = range(4)

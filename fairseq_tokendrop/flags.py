@@ -9,8 +9,8 @@ from typing import List
 import torch
 from fairseq.utils import safe_getattr
 
-from .importance import PIN
-from .token_dropping_encoder import MIN_LAYERS
+from .method.importance import PIN
+from .method.token_dropping_encoder import MIN_LAYERS
 
 STRATEGIES = ("importance", "random")
 

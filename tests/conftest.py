@@ -1,5 +1,5 @@
 """Shared builders: tiny models made in-process, and a tiny data-bin made by fairseq-preprocess."""
-import importlib.util
+import importlib
 import json
 import os
 import random
@@ -107,15 +107,8 @@ def logged(stdout, kind="train_inner"):
 
 
 def load_script(name):
-    """A script of scripts/ as a module, to call its main(argv) in-process.
-
-    Registered under its name so the functions it hands to worker processes pickle.
-    """
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The command module behind scripts/NAME.py (fairseq_tokendrop.cli.NAME), to call its main(argv)."""
+    return importlib.import_module(f"fairseq_tokendrop.cli.{name}")
 
 
 # session fixtures shared by several test files: pre-masked TFRecord/HDF5 data, and a tiny

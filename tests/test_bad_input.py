@@ -16,7 +16,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.flags import FlagError, add_token_drop_args
-from fairseq_tokendrop.safe_loading import CheckpointMismatch
+from fairseq_tokendrop.checkpoints.safe_loading import CheckpointMismatch
 from fairseq_tokendrop.standalone import StandaloneTask
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
 

@@ -64,7 +64,7 @@ def test_text_to_target_recipe_stops_at_the_first_validation_reaching_the_target
 
 def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path):
     import hashlib
-    from fairseq_tokendrop.transformers_loader import import_transformers
+    from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
     from premasked_fixtures import make_examples, vocab_tokens, write_tfrecord, write_vocab
 
     mlperf = tmp_path / "mlperf"

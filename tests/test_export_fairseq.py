@@ -13,7 +13,7 @@ from fairseq.data import Dictionary
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
 from fairseq_tokendrop.flags import add_token_drop_args, load_init_scores
-from fairseq_tokendrop.importance import METADATA_KEY
+from fairseq_tokendrop.method.importance import METADATA_KEY
 
 from conftest import load_script, random_tokens
 

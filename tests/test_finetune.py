@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from fairseq_tokendrop.transformers_loader import import_transformers
+from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 
 from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR
 

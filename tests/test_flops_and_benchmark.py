@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fairseq_tokendrop import flops
+from fairseq_tokendrop.method import flops
 
 from conftest import REPO
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from fairseq_tokendrop.hf_weights import ConversionError, check_exportable
-from fairseq_tokendrop.transformers_loader import import_transformers
+from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, check_exportable
+from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 
 from conftest import random_tokens, run_cli, train_flags
 from conftest import load_script

@@ -4,7 +4,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from fairseq_tokendrop.importance import PIN, TokenImportance
+from fairseq_tokendrop.method.importance import PIN, TokenImportance
 
 MICRO_BATCHES = [  # per rank, two micro-batches of one step; id 3 is a target on both ranks, 6 on one only
     [(torch.tensor([3, 5]), torch.tensor([1.0, 2.0])), (torch.tensor([3]), torch.tensor([3.0]))],

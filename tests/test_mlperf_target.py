@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from fairseq_tokendrop.mlperf_target import mlperf_eval_interval_samples
+from fairseq_tokendrop.data.mlperf_target import mlperf_eval_interval_samples
 
 from conftest import logged, run_cli, train_flags
 

@@ -16,7 +16,7 @@ from fairseq.data.indexed_dataset import MMapIndexedDataset
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.flags import FlagError
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
-from fairseq_tokendrop.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
+from fairseq_tokendrop.data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
 
 from conftest import run_cli
 from premasked_fixtures import (

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from fairseq import metrics
 
 from fairseq_tokendrop import get_token_importance, set_token_importance
-from fairseq_tokendrop.importance import find_token_importance
-from fairseq_tokendrop.sctd_loss import cls_kl, is_sctd_update, sctd_loss
+from fairseq_tokendrop.method.importance import find_token_importance
+from fairseq_tokendrop.method.sctd_loss import cls_kl, is_sctd_update, sctd_loss
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 
 from fairseq_tokendrop.standalone import StandaloneTask

@@ -1,7 +1,7 @@
 """Token selection and gather/scatter against plain Python computations."""
 import torch
 
-from fairseq_tokendrop.token_selection import gather_tokens, num_kept, scatter_tokens, select_kept
+from fairseq_tokendrop.method.token_selection import gather_tokens, num_kept, scatter_tokens, select_kept
 
 
 def test_num_kept_follows_both_flags():

@@ -2,7 +2,7 @@
 
 In training, the drop pass's per-target losses go to the importance tracker's
 pending step (``TokenImportance.accumulate``); the scores move once per applied
-optimizer step (``importance.optimizer_step``, called by the task), never here.
+optimizer step (``tasks.trainer_steps.optimizer_step``, called by the task), never here.
 
 Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``),
 ``mlm_acc`` (MLPerf's masked-LM accuracy: correct / masked), ``kept_frac``
@@ -21,8 +21,8 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from ..flags import check_sctd_args
-from ..importance import find_token_importance
-from ..sctd_loss import cls_kl, is_sctd_update, sctd_loss
+from ..method.importance import find_token_importance
+from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss
 
 
 @dataclass

@@ -15,10 +15,10 @@ from fairseq.utils import safe_hasattr
 
 from ..flags import (add_token_drop_args, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
-from ..importance import TokenImportance
-from ..safe_loading import CheckpointMismatch
-from ..token_dropping_encoder import TokenDroppingTransformerEncoder
-from ..token_selection import num_kept, select_kept
+from ..method.importance import TokenImportance
+from ..checkpoints.safe_loading import CheckpointMismatch
+from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
+from ..method.token_selection import num_kept, select_kept
 
 
 @register_model("tokendrop_roberta")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
-from .. import importance
+from . import trainer_steps
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..flags import FlagError
-from ..mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
-from ..premasked_dataset import premasked_data_dir, premasked_task_dataset
+from ..data.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
+from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,13 @@ class MaskedLMTokenDropTask(MaskedLMTask):
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.stop_at_target is not None:
             self.stop_at_target.before_update()
-        with importance.micro_batch(model, ignore_grad):
+        with trainer_steps.micro_batch(model, ignore_grad):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def optimizer_step(self, optimizer, model, update_num):
-        # fairseq calls this only for steps it applies (AMP aside, see importance.optimizer_step):
+        # fairseq calls this only for steps it applies (AMP aside, see trainer_steps.optimizer_step):
         # token importance moves here, once per step, from every micro-batch and rank
-        with importance.optimizer_step(model, optimizer):
+        with trainer_steps.optimizer_step(model, optimizer):
             super().optimizer_step(optimizer, model, update_num)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):

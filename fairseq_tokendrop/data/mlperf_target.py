@@ -21,8 +21,8 @@ import os
 import time
 from typing import Optional
 
-from .atomic_file import atomic_path
-from .flags import FlagError
+from ..atomic_file import atomic_path
+from ..flags import FlagError
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import List, Tuple
 import numpy as np
 from fairseq.data import Dictionary
 
-from .atomic_file import atomic_path
+from ..atomic_file import atomic_path
 
 # BERT special token -> the fairseq symbol it becomes.
 SPECIAL_TOKENS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}

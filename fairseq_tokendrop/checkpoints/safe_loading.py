@@ -33,7 +33,7 @@ from typing import Optional
 
 import torch
 
-from .flags import ERROR_PREFIX
+from ..flags import ERROR_PREFIX
 
 SAFE_GLOBALS = [argparse.Namespace]
 OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"

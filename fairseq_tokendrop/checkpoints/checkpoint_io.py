@@ -18,8 +18,8 @@ from typing import Mapping, Optional
 import torch
 from omegaconf import OmegaConf
 
-from .atomic_file import atomic_path
-from .importance import METADATA_KEY
+from ..atomic_file import atomic_path
+from ..method.importance import METADATA_KEY
 
 
 def atomic_torch_save(obj, path: str) -> None:

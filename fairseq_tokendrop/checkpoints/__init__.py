@@ -1,0 +1,1 @@
+"""The travel of checkpoints: safe loading, writing, and Hugging Face weights."""

@@ -1,0 +1,164 @@
+"""Convert pre-masked BERT shards into a pre-masked data dir for ``--task masked_lm_tokendrop``.
+
+Inputs: MLPerf / TF Model Garden TFRecords (``create_pretraining_data.py``
+output, e.g. ``part-00000-of-00500`` or ``eval_10k``) or academic-budget-bert /
+BiGS HDF5 shards, and the WordPiece ``vocab.txt`` their ids come from. The
+format of each file is told by its first bytes. TFRecords are read without
+TensorFlow (the ``tfrecord`` package), HDF5 with h5py.
+
+Output (see ``fairseq_tokendrop/premasked_dataset.py``): DESTDIR/dict.txt (the
+vocabulary in fairseq's order: [CLS] [PAD] [SEP] [UNK] [MASK] become
+``<s> <pad> </s> <unk> <mask>``), SPLIT.src/SPLIT.tgt indexed datasets that keep
+the file's masks exactly, and premasked.json. Training on DESTDIR uses those
+masks; nothing is masked again. ``segment_ids`` and ``next_sentence_labels``
+are read, checked and dropped (the model has no segment embeddings).
+
+Each input file is converted by its own worker process into a part under a
+temporary dir in DESTDIR; the parts are joined in input order and moved into
+place only when every file converted cleanly, so a failed or killed run leaves
+no half-written split. Any bad record stops the run with one line naming the
+file, the record and the field.
+
+Example::
+
+    python scripts/convert_premasked.py --vocab vocab.txt --destdir data-bin/mlperf \\
+        --split train --workers 16 tfrecords/part-*
+    python scripts/convert_premasked.py --vocab vocab.txt --destdir data-bin/mlperf \\
+        --split valid tfrecords/eval_10k
+"""
+import argparse
+import logging
+import glob
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+
+from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.data.premasked_dataset import META_NAME, PartWriter, merge_parts, publish_split, read_meta
+from fairseq_tokendrop.data.premasked_records import RecordError, read_premasked
+from fairseq_tokendrop.data.wordpiece_dictionary import (
+    VocabError, vocab_sha256, wordpiece_to_fairseq, write_dict_txt, read_wordpiece_vocab)
+
+TMP_PREFIX = ".convert-"
+
+
+def log(message: str) -> None:
+    print(f"convert_premasked: {message}", file=sys.stderr, flush=True)
+
+
+_worker = {}
+
+
+def _init_worker(vocab_path: str, progress_every: int) -> None:
+    dictionary, id_map = wordpiece_to_fairseq(vocab_path)
+    _worker.update(id_map=id_map, vocab_size=len(dictionary), pad=dictionary.pad(),
+                   wordpiece_pad=read_wordpiece_vocab(vocab_path).index("[PAD]"), progress_every=progress_every)
+
+
+def convert_file(job):
+    """Binarize one input file into the part at ``prefix``; returns its counts."""
+    path, prefix = job
+    id_map = _worker["id_map"]
+    writer = PartWriter(prefix, _worker["vocab_size"], _worker["pad"])
+    counts = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
+    for example in read_premasked(path, len(id_map), _worker["wordpiece_pad"]):
+        writer.add(id_map[example.input_ids], example.positions, id_map[example.labels])
+        counts["examples"] += 1
+        counts["masked"] += len(example.positions)
+        counts["nonzero_segment"] += example.nonzero_segment
+        counts["longest"] = max(counts["longest"], len(example.input_ids))
+        if counts["examples"] % _worker["progress_every"] == 0:
+            log(f"{path}: {counts['examples']:,} examples")
+    writer.finalize()
+    return counts
+
+
+def _remove_stale_tmp_dirs(destdir: str, split: str) -> None:
+    """Temporary dirs of killed runs of this split (their pid is gone)."""
+    for path in glob.glob(os.path.join(destdir, f"{TMP_PREFIX}{split}-*")):
+        try:
+            os.kill(int(path.rsplit("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def convert(inputs, vocab_path, destdir, split, workers, progress_every):
+    try:
+        dictionary, _ = wordpiece_to_fairseq(vocab_path)
+    except VocabError as err:
+        raise FlagError(f"--vocab: {err}") from None
+    for path in inputs:
+        if not os.path.isfile(path):
+            raise FlagError(f"{path}: no such input file")
+    os.makedirs(destdir, exist_ok=True)
+    sha = vocab_sha256(vocab_path)
+    if os.path.exists(os.path.join(destdir, META_NAME)) and read_meta(destdir)["vocab_sha256"] != sha:
+        raise FlagError(f"{destdir}: already holds data converted with another vocab.txt")
+    write_dict_txt(dictionary, os.path.join(destdir, "dict.txt"))
+
+    _remove_stale_tmp_dirs(destdir, split)
+    tmp_dir = os.path.join(destdir, f"{TMP_PREFIX}{split}-{os.getpid()}")
+    os.makedirs(tmp_dir)
+    try:
+        jobs = [(path, os.path.join(tmp_dir, f"part{i:05d}")) for i, path in enumerate(inputs)]
+        workers = max(1, min(workers, len(jobs)))
+        start = time.time()
+        totals = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
+
+        def collect(results):
+            for done, ((path, _), counts) in enumerate(zip(jobs, results), 1):
+                for key in ("examples", "masked", "nonzero_segment"):
+                    totals[key] += counts[key]
+                totals["longest"] = max(totals["longest"], counts["longest"])
+                log(f"[{done}/{len(jobs)}] {path}: {counts['examples']:,} examples, {counts['masked']:,} masked "
+                    f"slots ({time.time() - start:.0f}s)")
+
+        if workers == 1:
+            _init_worker(vocab_path, progress_every)
+            collect(map(convert_file, jobs))
+        else:
+            with multiprocessing.Pool(workers, _init_worker, (vocab_path, progress_every)) as pool:
+                collect(pool.imap(convert_file, jobs))
+        if totals["nonzero_segment"]:
+            log(f"warning: {totals['nonzero_segment']:,} of {totals['examples']:,} examples have non-zero "
+                "segment_ids; they are ignored (the model has no segment embeddings)")
+        out_prefix = os.path.join(tmp_dir, split)
+        merge_parts([prefix for _, prefix in jobs], out_prefix, len(dictionary))
+        entry = dict(sources=[os.path.abspath(p) for p in inputs], examples=totals["examples"],
+                     masked_slots=totals["masked"], longest=totals["longest"],
+                     nonzero_segment_examples=totals["nonzero_segment"])
+        publish_split(destdir, split, out_prefix, entry, sha, len(dictionary))
+    except RecordError as err:
+        raise FlagError(str(err)) from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    print(f"{split}: {totals['examples']:,} examples, {totals['masked']:,} masked slots, longest "
+          f"{totals['longest']} tokens, from {len(inputs)} file(s) -> {destdir}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="TFRecord or HDF5 files, converted in this order")
+    parser.add_argument("--vocab", required=True, help="the WordPiece vocab.txt the shards' ids refer to")
+    parser.add_argument("--destdir", required=True, help="the pre-masked data dir to write (or add a split to)")
+    parser.add_argument("--split", default="train", help="split name: train, valid, ... (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="processes, one input file each at a time (default: all cores)")
+    parser.add_argument("--progress-every", type=int, default=100_000,
+                        help="report progress every N examples of a file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    # Importing fairseq leaves the root logger at DEBUG; this script reports its own progress.
+    logging.getLogger().setLevel(logging.WARNING)
+    if args.workers < 1 or args.progress_every < 1:
+        parser.error("--workers and --progress-every must be >= 1")
+    if not args.split or os.sep in args.split or args.split.startswith("."):
+        parser.error(f"--split: not a plain name: {args.split!r}")
+    convert(args.inputs, args.vocab, args.destdir, args.split, args.workers, args.progress_every)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Start token-dropping pretraining from a local Hugging Face BERT or RoBERTa directory.
+
+Writes OUT/model.pt, a fairseq-train checkpoint of ``--arch tokendrop_roberta_base`` at update 0
+with the HF weights, and OUT/dict.txt, its dictionary. Continue from it the fairseq way::
+
+    python scripts/import_hf.py bert-base-uncased/ imported/
+    fairseq-train data-bin --user-dir fairseq_tokendrop --task masked_lm_tokendrop \\
+        --arch tokendrop_roberta_base <the dimension flags printed by this script> \\
+        --restore-file imported/model.pt \\
+        --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...
+
+The data-bin must be binarized with OUT/dict.txt (``fairseq-preprocess --srcdict``) from text
+tokenized by the model's own tokenizer. The dimension flags must match (the script prints them);
+token importance starts from the ``--token-importance-*`` flags, not from the checkpoint.
+
+What the conversion does (``fairseq_tokendrop/hf_weights.py``):
+
+- BERT (``model_type: bert``, vocab.txt): ``[CLS] [PAD] [SEP] [UNK]`` land on fairseq's
+  ``<s> <pad> </s> <unk>`` (ids 0-3), ``[MASK]`` on ``<mask>`` (last), the other wordpieces
+  keep vocab.txt order (``fairseq_tokendrop/wordpiece_dictionary.py``); embedding rows and the
+  MLM output bias are permuted to match. BERT position i becomes fairseq row i+2 (fairseq
+  counts positions from padding_idx+1); the token-type-0 embedding, which BERT adds to every
+  single-segment token, is folded into the positions. The pooler and the next-sentence head
+  have no place in a masked-LM model and are dropped, with a note.
+- RoBERTa (``model_type: roberta``, vocab.json): the same with the special tokens found by name
+  (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset (pad_token_id + 1).
+- fairseq's LayerNorm eps is fixed at 1e-5; a different ``layer_norm_eps`` is noted.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import fairseq_tokendrop  # noqa: F401  (registers the plugin)
+from fairseq import options
+from fairseq.data import Dictionary
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, fresh_training_state, plain, without_importance
+from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_model_args, hf_to_fairseq
+from fairseq_tokendrop.standalone import build_model
+from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, wordpiece_to_fairseq, write_dict_txt
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
+ARCH = "tokendrop_roberta_base"
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+MASK = "<mask>"
+DIMENSION_FLAGS = {"encoder_layers": "--encoder-layers", "encoder_embed_dim": "--encoder-embed-dim",
+                   "encoder_ffn_embed_dim": "--encoder-ffn-embed-dim",
+                   "encoder_attention_heads": "--encoder-attention-heads", "max_positions": "--max-positions",
+                   "activation_fn": "--activation-fn"}
+
+
+def log(message):
+    print(f"import_hf: {message}", file=sys.stderr, flush=True)
+
+
+def read_config(hf_dir):
+    path = os.path.join(hf_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConversionError(f"no config.json in {hf_dir}")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_weights(hf_dir):
+    """model.safetensors (single or sharded) or pytorch_model.bin, as saved by ``save_pretrained``."""
+    from safetensors.torch import load_file
+
+    single, index = os.path.join(hf_dir, "model.safetensors"), os.path.join(hf_dir, "model.safetensors.index.json")
+    if os.path.isfile(single):
+        return load_file(single)
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as handle:
+            shards = sorted(set(json.load(handle)["weight_map"].values()))
+        weights = {}
+        for shard in shards:
+            weights.update(load_file(os.path.join(hf_dir, shard)))
+        return weights
+    legacy = os.path.join(hf_dir, "pytorch_model.bin")
+    if os.path.isfile(legacy):
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    raise ConversionError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {hf_dir}")
+
+
+def roberta_vocab_to_fairseq(vocab_path):
+    """A RoBERTa vocab.json (token -> id) as a fairseq dictionary, and ``id_map[hf_id] = fairseq_id``."""
+    with open(vocab_path, encoding="utf-8") as handle:
+        vocab = json.load(handle)
+    tokens = [None] * len(vocab)
+    for token, i in vocab.items():
+        if not 0 <= i < len(vocab) or tokens[i] is not None:
+            raise ConversionError(f"{vocab_path}: ids are not 0..{len(vocab) - 1}, each once (token {token!r})")
+        if not token or any(c.isspace() for c in token):
+            raise ConversionError(f"{vocab_path}: token {token!r} is empty or contains whitespace")
+        tokens[i] = token
+    missing = [t for t in FAIRSEQ_SPECIALS + (MASK,) if t not in vocab]
+    if missing:
+        raise ConversionError(f"{vocab_path}: special token(s) {', '.join(missing)} not found")
+    dictionary = Dictionary()
+    for token in tokens:
+        if token not in FAIRSEQ_SPECIALS and token != MASK:
+            dictionary.add_symbol(token)
+    dictionary.add_symbol(MASK)
+    return dictionary, np.array([dictionary.index(t) for t in tokens], dtype=np.int64)
+
+
+def read_vocab(hf_dir, config):
+    if config["model_type"] == "bert":
+        path = os.path.join(hf_dir, "vocab.txt")
+        if not os.path.isfile(path):
+            raise ConversionError(f"no vocab.txt in {hf_dir} (BERT's WordPiece vocabulary)")
+        dictionary, id_map = wordpiece_to_fairseq(path)
+    else:
+        path = os.path.join(hf_dir, "vocab.json")
+        if not os.path.isfile(path):
+            raise ConversionError(f"no vocab.json in {hf_dir} (RoBERTa's vocabulary)")
+        dictionary, id_map = roberta_vocab_to_fairseq(path)
+        pad = config.get("pad_token_id", 1)
+        if int(id_map[pad]) != dictionary.pad():
+            raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {path}")
+    perm = np.empty_like(id_map)
+    perm[id_map] = np.arange(len(id_map))
+    return dictionary, torch.from_numpy(perm)
+
+
+def training_cfg(out_dir, model_args):
+    """The cfg fairseq-train would record for this model at update 0 (parsed by fairseq itself)."""
+    argv = [out_dir, "--user-dir", PLUGIN_DIR, "--task", "masked_lm_tokendrop",
+            "--criterion", "masked_lm_tokendrop", "--arch", ARCH,
+            "--tokens-per-sample", str(model_args["max_positions"]),
+            "--dropout", str(model_args["dropout"]), "--attention-dropout", str(model_args["attention_dropout"])]
+    for key, flag in DIMENSION_FLAGS.items():
+        argv += [flag, str(model_args[key])]
+    cfg = plain(convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv)))
+    cfg["common"]["user_dir"] = None
+    return cfg
+
+
+def convert(hf_dir, out_dir):
+    config = read_config(hf_dir)
+    model_args, notes = fairseq_model_args(config)
+    dictionary, perm = read_vocab(hf_dir, config)
+    log(f"{config['model_type']}: {model_args['encoder_layers']} layers, d={model_args['encoder_embed_dim']}, "
+        f"{len(dictionary)} dictionary entries; reading weights")
+    state, more_notes = hf_to_fairseq(read_weights(hf_dir), config, perm)
+    for note in notes + more_notes:
+        log(f"note: {note}")
+    # Loading into the real model checks every name and shape, and adds fairseq's version buffers.
+    model = build_model(ARCH, dictionary, **model_args)
+    model.load_state_dict(state, strict=True)
+    os.makedirs(out_dir, exist_ok=True)
+    write_dict_txt(dictionary, os.path.join(out_dir, "dict.txt"))
+    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), model_args),
+                                      without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
+    atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
+    flags = " ".join(f"{flag} {model_args[key]}" for key, flag in DIMENSION_FLAGS.items())
+    log(f"wrote {out_dir}/model.pt and {out_dir}/dict.txt. Train with:\n  fairseq-train DATA-BIN --user-dir "
+        f"{PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
+        "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("hf_dir", help="a local HF BertForMaskedLM/BertForPreTraining/RobertaForMaskedLM directory")
+    parser.add_argument("out_dir", help="where model.pt and dict.txt go")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.hf_dir):
+        sys.exit(f"import_hf: error: no such directory: {args.hf_dir}")
+    try:
+        convert(args.hf_dir, args.out_dir)
+    except (ConversionError, VocabError) as e:
+        sys.exit(f"import_hf: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

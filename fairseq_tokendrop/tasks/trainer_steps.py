@@ -1,0 +1,73 @@
+"""When fairseq's Trainer starts an attempt and when it applies a step, as token importance needs it.
+
+The importance tracker (``method.importance``) only accumulates and applies;
+this module holds the knowledge of fairseq's ``Trainer`` that tells it when:
+which micro-batch starts a new attempt, which is a dummy batch, and which
+optimizer step was really taken.
+"""
+from contextlib import contextmanager
+from typing import Optional
+
+from torch import nn
+
+from ..method.importance import TokenImportance
+
+
+def _tracker_of(model: nn.Module) -> Optional[TokenImportance]:
+    """The model's tracker, or None for a model without one (a stock ``roberta`` under this task)."""
+    return next((m for m in model.modules() if isinstance(m, TokenImportance)), None)
+
+
+@contextmanager
+def micro_batch(model: nn.Module, ignore_grad: bool):
+    """Wrap one ``task.train_step`` (forward and backward of one micro-batch).
+
+    A pending accumulation belongs to the optimizer step whose gradients it was
+    collected with. fairseq's ``Trainer.train_step`` sets every gradient to None
+    (``optimizer.zero_grad``) before the first micro-batch of each attempt, and
+    again after an OOM, and never between micro-batches of one attempt. So "no
+    parameter holds a gradient" marks the first micro-batch of a new attempt:
+    whatever is pending then came from an attempt that never reached an applied
+    optimizer step (fp16 overflow, an OOM, an AMP retry) and is dropped with its
+    gradients. ``ignore_grad`` (fairseq's dummy batch for a rank that ran out of
+    data) contributes nothing, as it contributes no gradient.
+    """
+    tracker = _tracker_of(model)
+    if tracker is None:
+        yield
+        return
+    if all(p.grad is None for p in model.parameters()):
+        tracker.discard_pending()
+    tracker.collecting = not ignore_grad
+    try:
+        yield
+    finally:
+        tracker.collecting = True
+
+
+@contextmanager
+def optimizer_step(model: nn.Module, optimizer):
+    """Wrap ``task.optimizer_step``: apply the pending update if the step was applied, else drop it.
+
+    fairseq calls ``task.optimizer_step`` only for steps it takes, except under
+    ``--amp``, where it always calls it and torch's ``GradScaler`` skips a step with
+    non-finite gradients internally; the scaler then lowers its scale (and only
+    then), which is how a skipped AMP step is told apart. ``--fp16`` and
+    ``--memory-efficient-fp16`` raise ``OverflowError`` before the optimizer step,
+    so the pending update is dropped by ``micro_batch`` at the next attempt.
+    Logs ``imp_rank_mismatch`` with more than one data-parallel rank.
+    """
+    tracker = _tracker_of(model)
+    scaler = getattr(optimizer, "scaler", None)
+    scale_before = scaler.get_scale() if hasattr(scaler, "get_scale") else None
+    yield
+    if tracker is None:
+        return
+    if scale_before is not None and scaler.get_scale() < scale_before:
+        tracker.discard_pending()
+        return
+    mismatch = tracker.apply_pending()
+    if mismatch is not None:
+        from fairseq import metrics
+
+        metrics.log_scalar("imp_rank_mismatch", mismatch.float(), round=3)
