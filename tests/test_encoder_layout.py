@@ -88,6 +88,47 @@ def test_dropping_matches_a_recomputation_from_stock_layers(layers, prenorm, fla
     assert extra_out["kept_tokens"].item() == real.gather(1, keep).sum().item()
 
 
+def record_attention_calls(monkeypatch):
+    """(query length, key length, got a mask) of every real SDPA call; fairseq's MultiheadAttention
+    reaches it through F.multi_head_attention_forward, the cross-attention layer directly."""
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, key, value, attn_mask=None, *args, **kwargs):
+        calls.append((query.size(-2), key.size(-2), attn_mask is not None))
+        return real(query, key, value, attn_mask, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    return calls
+
+
+@pytest.mark.parametrize("padding", ["none", "only_dropped", "also_kept"])
+def test_attention_gets_a_mask_only_where_there_is_padding(monkeypatch, padding):
+    T, K = 12, 6
+    # also_kept: row 2 has 4 real tokens, so 2 of its 6 kept positions are padding
+    pad_tail = {"none": (), "only_dropped": (0, 4, 2), "also_kept": (0, 4, 8)}[padding]
+    d, ours, stock = twin_models(token_drop=0.5)
+    set_token_importance(ours, torch.rand(len(d), generator=torch.Generator().manual_seed(3)) * 10)
+    tokens = random_tokens(d, 3, T, seed=2, pad_tail=pad_tail)
+    ours.train()
+    stock.train()
+    calls = record_attention_calls(monkeypatch)
+    keep = ours.encoder.keep_index(tokens)
+    features, _ = ours(tokens, features_only=True)
+    dropping_calls = calls[:]
+    calls.clear()
+    stock(tokens, features_only=True)
+
+    full, kept = padding != "none", padding == "also_kept"
+    assert calls == [(T, T, full)] * 6
+    assert dropping_calls == [(T, T, full)] * 2 + [(K, T, full)] + [(K, K, kept)] * 2 + [(T, T, full)]
+    assert tokens.eq(d.pad()).gather(1, keep).any().item() == kept
+    with torch.no_grad():
+        expected = reference_features(ours, tokens, keep)
+    for b, (ref, _) in enumerate(expected):
+        assert torch.allclose(features[b, : ref.size(0)], ref, atol=1e-5), f"sample {b}"
+
+
 def test_selection_keeps_allowed_and_drops_padding_first():
     d = tiny_dictionary()
     model = build_tokendrop(d, token_drop=0.5)

@@ -11,19 +11,41 @@ Garden ``token_dropping/encoder.py``; ScTD, Zhong et al. 2023):
   and layer ``N-1`` sees all tokens. The output is full length.
 
 Without ``keep_index`` this is the stock encoder, call for call.
+
+Padding masks follow the stock encoder's rule (``has_pads``): a layer gets a
+mask only when its tokens include padding, so without padding every attention
+call can take PyTorch's flash backend, which takes no mask. Whether the full
+and the kept tokens hold padding is read in one host sync per forward, the one
+the stock encoder pays for its ``has_pads``.
 """
 from typing import Optional
 
+import torch
 from torch import Tensor
-from fairseq.models.transformer import TransformerEncoder
+from fairseq.distributed import fsdp_wrap
+from fairseq.models.transformer import TransformerConfig, TransformerEncoder
+from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
-from .cross_attention_layer import cross_attention_layer
-from .token_selection import gather_tokens, scatter_tokens
+from .cross_attention_layer import TokenDroppingEncoderLayer
+from .token_selection import scatter_tokens
 
 MIN_LAYERS = 4
 
 
 class TokenDroppingTransformerEncoder(TransformerEncoder):
+    def build_encoder_layer(self, args):
+        """fairseq's ``TransformerEncoderBase.build_encoder_layer`` with the layer class that can cross-attend.
+
+        The same wrappers in the same order: ``--checkpoint-activations`` then
+        ``fsdp_wrap`` (a no-op outside ``--ddp-backend fully_sharded``, which the
+        plugin refuses at startup, see ``flags.check_ddp_backend``).
+        """
+        cfg = TransformerConfig.from_namespace(args)
+        layer = TokenDroppingEncoderLayer(cfg, return_fc=self.return_fc)
+        if cfg.checkpoint_activations:
+            layer = checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations)
+        return fsdp_wrap(layer, min_num_params=0 if cfg.checkpoint_activations else cfg.min_params_to_wrap)
+
     def forward(
         self,
         src_tokens: Tensor,
@@ -60,18 +82,23 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         split = n // 2 - 1
         padding = src_tokens.eq(self.padding_idx)
         kept_padding = padding.gather(1, keep_index)
+        has_pads, kept_has_pads = torch.stack([padding.any(), kept_padding.any()]).tolist()
+        full_mask = padding if has_pads else None
+        kept_mask = kept_padding if kept_has_pads else None
 
         x, embedding = self.forward_embedding(src_tokens, token_embeddings)
-        x = (x * (1 - padding.unsqueeze(-1).type_as(x))).transpose(0, 1)
+        if has_pads:
+            x = x * (1 - padding.unsqueeze(-1).type_as(x))
+        x = x.transpose(0, 1)
         for layer in self.layers[:split]:
-            x = layer(x, encoder_padding_mask=padding)
+            x = layer(x, encoder_padding_mask=full_mask)
 
-        kept = cross_attention_layer(self.layers[split], gather_tokens(x, keep_index), x, padding)
+        kept = self.layers[split](x, encoder_padding_mask=full_mask, keep_index=keep_index)
         for layer in self.layers[split + 1 : n - 1]:
-            kept = layer(kept, encoder_padding_mask=kept_padding)
+            kept = layer(kept, encoder_padding_mask=kept_mask)
 
         last_input = scatter_tokens(x, keep_index, kept)
-        x = self.layers[n - 1](last_input, encoder_padding_mask=padding)
+        x = self.layers[n - 1](last_input, encoder_padding_mask=full_mask)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return {
