@@ -85,16 +85,21 @@ def test_loss_gradients_and_importance_match_hand_computation(num_updates):
     masked = target.ne(d.pad())
     targets = target[masked]
     drop_losses, drop_final, drop_local, drop_pred = hand_masked_lm(model, tokens, masked, targets, True)
-    expected = drop_losses.sum()
+    expected = expected_mlm = drop_losses.sum()
     if num_updates % F_INTERVAL == 0:
         full_losses, full_final, full_local, _ = hand_masked_lm(model, tokens, masked, targets, False)
         kl_local, kl_global = hand_kl(full_local, drop_local), hand_kl(full_final, drop_final)
-        expected = (1 - ALPHA) * expected + ALPHA * full_losses.sum() + LAMBDA * (kl_local + kl_global)
+        expected_mlm = (1 - ALPHA) * drop_losses.sum() + ALPHA * full_losses.sum()
+        expected = expected_mlm + LAMBDA * (kl_local + kl_global)
         assert log["kl_local"].item() == pytest.approx(kl_local.item(), rel=1e-4)
         assert log["kl_global"].item() == pytest.approx(kl_global.item(), rel=1e-4)
         assert kl_local.item() > 1e-2 and abs(kl_local.item() - kl_global.item()) > 1e-2
+        assert log["loss_full"].item() == pytest.approx(full_losses.sum().item(), rel=1e-5)
+        assert log["sctd_sample_size"].item() == 6
     else:
-        assert "kl_local" not in log
+        assert "kl_local" not in log and "loss_full" not in log
+    # the logged loss is the objective's masked-LM part, without the KL terms
+    assert log["loss"].item() == pytest.approx(expected_mlm.item(), rel=1e-5)
     expected.backward()
 
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -124,7 +129,8 @@ def test_validation_neither_drops_nor_updates_importance():
 def test_reduced_metrics_are_ratios_of_sums():
     logs = [
         {"loss": 6.0, "sample_size": 4, "mlm_correct": 1, "kept_tokens": 10, "tokens": 20,
-         "sctd_updates": 1, "kl_local": 0.5, "kl_global": 0.25, "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1},
+         "sctd_updates": 1, "kl_local": 0.5, "kl_global": 0.25, "loss_full": 5.0, "sctd_sample_size": 4,
+         "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1},
         {"loss": 3.0, "sample_size": 2, "mlm_correct": 2, "kept_tokens": 8, "tokens": 12,
          "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1},
     ]
@@ -135,3 +141,4 @@ def test_reduced_metrics_are_ratios_of_sums():
     assert values["mlm_acc"] == pytest.approx(round(3 / 6, 4))
     assert values["kept_frac"] == pytest.approx(round(18 / 32, 3))
     assert values["kl_local"] == 0.5 and values["kl_global"] == 0.25
+    assert values["loss_full"] == pytest.approx(round(5.0 / 4 / math.log(2), 3))  # over the ScTD update only

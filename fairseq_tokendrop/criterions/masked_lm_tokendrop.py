@@ -4,7 +4,9 @@ In training, the drop pass's per-target losses go to the importance tracker's
 pending step (``TokenImportance.accumulate``); the scores move once per applied
 optimizer step (``tasks.trainer_steps.optimizer_step``, called by the task), never here.
 
-Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``),
+Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``; the
+objective's masked-LM part: L_drop, on ScTD updates ``(1-a) L_drop + a L_full``,
+the KL terms apart), ``loss_full`` (L_full, over the ScTD updates),
 ``mlm_acc`` (MLPerf's masked-LM accuracy: correct / masked), ``kept_frac``
 (non-padding tokens the middle layers saw / non-padding tokens),
 ``kl_local``/``kl_global`` (per ScTD update) and the mean and spread of the
@@ -14,15 +16,14 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import torch.nn.functional as F
 from torch import Tensor
-from fairseq import metrics
+from fairseq import metrics, modules
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from ..flags import check_sctd_args
 from ..method.importance import find_token_importance
-from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss
+from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
 
 
 @dataclass
@@ -52,7 +53,9 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
 
     def _mlm_pass(self, model, sample, masked: Tensor, targets: Tensor, drop_tokens: bool) -> MlmPass:
         logits, extra = model(**sample["net_input"], masked_tokens=masked, drop_tokens=drop_tokens)
-        token_losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        # fairseq's masked_lm loss (log_softmax(dtype=float32), or apex's fused kernel): no fp32 copy
+        # of the [masked, vocab] logits under --fp16/--amp; .float() copies only the [M] losses
+        token_losses = modules.cross_entropy(logits, targets, reduction="none").float()
         correct = (logits.argmax(-1) == targets).sum()
         return MlmPass(token_losses.sum(), token_losses, correct, extra)
 
@@ -81,9 +84,13 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
             kl_global = cls_kl(full.extra["features"][:, 0], drop.extra["features"][:, 0])
             loss = sctd_loss(drop.loss, full.loss, kl_local, kl_global,
                              self.cfg.sctd_full_weight, self.cfg.sctd_kl_weight)
+            # logged `loss` is the objective's masked-LM part, so it does not jump by the KL terms every F updates
+            mlm_loss = sctd_mlm_loss(drop.loss, full.loss, self.cfg.sctd_full_weight)
             logging_output.update(sctd_updates=1, kl_local=kl_local.data, kl_global=kl_global.data,
-                                  full_loss=full.loss.data)
-        logging_output["loss"] = loss.data
+                                  loss_full=full.loss.data, sctd_sample_size=sample_size)
+        else:
+            mlm_loss = loss
+        logging_output["loss"] = mlm_loss.data
         imp_mean, imp_std = importance.summary()
         logging_output.update(imp_mean=imp_mean, imp_std=imp_std, imp_logs=1)
         return loss, sample_size, logging_output
@@ -102,6 +109,8 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         if sctd_updates:
             metrics.log_scalar("kl_local", total("kl_local") / sctd_updates, sctd_updates, round=4)
             metrics.log_scalar("kl_global", total("kl_global") / sctd_updates, sctd_updates, round=4)
+            sctd_size = total("sctd_sample_size")
+            metrics.log_scalar("loss_full", total("loss_full") / max(sctd_size, 1) / math.log(2), sctd_size, round=3)
         logs = total("imp_logs")
         if logs:
             metrics.log_scalar("imp_mean", total("imp_mean") / logs, round=3)

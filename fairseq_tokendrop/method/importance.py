@@ -182,6 +182,11 @@ def _save_scores_in_metadata(module, state_dict, prefix, local_metadata):
 
 
 def find_token_importance(model: nn.Module) -> TokenImportance:
+    # tokendrop_roberta's attribute, read without a module walk (the criterion asks every forward;
+    # fairseq's DDP wrappers forward attribute reads to the model)
+    direct = getattr(model, "token_importance", None)
+    if isinstance(direct, TokenImportance):
+        return direct
     found = [m for m in model.modules() if isinstance(m, TokenImportance)]
     if len(found) != 1:
         raise TypeError(

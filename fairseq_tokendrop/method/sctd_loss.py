@@ -33,6 +33,11 @@ def cls_kl(h_full: Tensor, h_drop: Tensor) -> Tensor:
     )
 
 
+def sctd_mlm_loss(l_drop: Tensor, l_full: Tensor, full_weight: float) -> Tensor:
+    """The objective's masked-LM part, ``(1-a) L_drop + a L_full``."""
+    return (1 - full_weight) * l_drop + full_weight * l_full
+
+
 def sctd_loss(l_drop: Tensor, l_full: Tensor, kl_local: Tensor, kl_global: Tensor,
               full_weight: float, kl_weight: float) -> Tensor:
-    return (1 - full_weight) * l_drop + full_weight * l_full + kl_weight * (kl_local + kl_global)
+    return sctd_mlm_loss(l_drop, l_full, full_weight) + kl_weight * (kl_local + kl_global)

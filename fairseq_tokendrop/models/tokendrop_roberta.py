@@ -47,6 +47,10 @@ class TokenDropRobertaModel(RobertaModel):
             OmegaConf.set_struct(args, True)
         return cls(args, encoder)
 
+    @property
+    def token_importance(self) -> TokenImportance:
+        return self.encoder.token_importance
+
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates
         super().set_num_updates(num_updates)
