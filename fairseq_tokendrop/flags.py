@@ -102,6 +102,31 @@ def check_token_drop_args(args, dictionary) -> None:
         raise FlagError(f"--token-deny-list: {dictionary[min(both)]!r} is also in --token-allow-list")
 
 
+def drops_by_importance(args) -> bool:
+    """True for a tokendrop_roberta that drops by importance; False for any other model's args."""
+    dropping = safe_getattr(args, "token_drop", 0.0) > 0 or safe_getattr(args, "token_keep_k", 0) > 0
+    return dropping and safe_getattr(args, "token_drop_strategy", None) == "importance"
+
+
+FROZEN = ("every score would stay at its initial value and dropping would keep the first positions "
+          "of each sequence (--token-drop-strategy random drops without importance)")
+
+
+def check_task_feeds_importance(args, task) -> None:
+    """Refuse importance dropping under a task that never applies the importance update."""
+    if drops_by_importance(args) and not getattr(task, "feeds_token_importance", False):
+        name = safe_getattr(getattr(task, "cfg", None), "_name", type(task).__name__)
+        raise FlagError(f"--task {name} never updates token importance: use --task masked_lm_tokendrop, "
+                        f"or {FROZEN}")
+
+
+def check_criterion_feeds_importance(model_args, criterion_name: str, feeds: bool) -> None:
+    """Refuse importance dropping with a criterion that never hands the tracker its losses."""
+    if drops_by_importance(model_args) and not feeds:
+        raise FlagError(f"--criterion {criterion_name} never updates token importance: use "
+                        f"--criterion masked_lm_tokendrop, or {FROZEN}")
+
+
 def check_sctd_args(cfg) -> None:
     """The criterion's flags (``masked_lm_tokendrop``); raise FlagError for the first bad one."""
     if cfg.sctd_interval < 0:

@@ -12,6 +12,10 @@ from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
 class StandaloneTask:
     """What ``build_model`` and the masked-LM criteria read from a fairseq task."""
 
+    # its callers (the benchmark, tests) apply the pending importance update after each step
+    # themselves, as masked_lm_tokendrop's optimizer_step does
+    feeds_token_importance = True
+
     def __init__(self, dictionary: Dictionary, max_positions: int):
         self.source_dictionary = self.target_dictionary = self.dictionary = dictionary
         self._max_positions = max_positions

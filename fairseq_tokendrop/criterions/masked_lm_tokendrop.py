@@ -46,6 +46,12 @@ class MlmPass(NamedTuple):
 
 @register_criterion("masked_lm_tokendrop", dataclass=MaskedLmTokenDropConfig)
 class MaskedLmTokenDropLoss(FairseqCriterion):
+    @classmethod
+    def add_args(cls, parser):
+        # masked_lm_tokendrop (the task) adds these flags itself, so that they work without --criterion
+        if "--sctd-interval" not in parser._option_string_actions:
+            super().add_args(parser)
+
     def __init__(self, cfg: MaskedLmTokenDropConfig, task):
         super().__init__(task)
         check_sctd_args(cfg)

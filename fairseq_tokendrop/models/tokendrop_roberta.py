@@ -13,7 +13,7 @@ from fairseq.models.roberta.model import roberta_base_architecture, roberta_larg
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_hasattr
 
-from ..flags import (add_token_drop_args, check_token_drop_args, load_init_scores,
+from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
 from ..method.importance import TokenImportance
 from ..checkpoints.safe_loading import CheckpointMismatch
@@ -38,6 +38,7 @@ class TokenDropRobertaModel(RobertaModel):
             OmegaConf.set_struct(args, False)
         tokendrop_roberta_base(args)
         check_token_drop_args(args, task.source_dictionary)
+        check_task_feeds_importance(args, task)
         if not safe_hasattr(args, "max_positions"):
             if not safe_hasattr(args, "tokens_per_sample"):
                 args.tokens_per_sample = task.max_positions()
@@ -125,6 +126,9 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         return x, extra
 
 
+# the arch named after the model, as stock fairseq has "roberta" for its "roberta"
+# (and hydra's model._name=tokendrop_roberta needs it)
+@register_model_architecture("tokendrop_roberta", "tokendrop_roberta")
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_base")
 def tokendrop_roberta_base(args):
     set_token_drop_defaults(args)

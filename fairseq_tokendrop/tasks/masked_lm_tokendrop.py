@@ -19,7 +19,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from . import trainer_steps
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from ..flags import FlagError
+from ..flags import FlagError, check_criterion_feeds_importance
 from ..data.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
@@ -39,10 +39,27 @@ class MaskedLMTokenDropConfig(MaskedLMConfig):
 
 @register_task("masked_lm_tokendrop", dataclass=MaskedLMTokenDropConfig)
 class MaskedLMTokenDropTask(MaskedLMTask):
+    # train_step/optimizer_step below apply the importance update (models/ refuses other tasks)
+    feeds_token_importance = True
+
     def __init__(self, cfg, dictionary=None):
         super().__init__(cfg, dictionary)
         self.mlperf_schedule_applied = False
         self.stop_at_target = None
+        self.model_args = None
+
+    @classmethod
+    def add_args(cls, parser):
+        super().add_args(parser)
+        # fairseq adds only the flags of the --criterion it parsed first (cross_entropy when none is
+        # given), before any task is consulted; so the task brings the flags of the criterion it picks
+        MaskedLmTokenDropLoss.add_args(parser)
+        parser.set_defaults(criterion="masked_lm_tokendrop")
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        self.model_args = getattr(model, "args", None)  # fairseq-train builds the criterion next
+        return model
 
     def begin_epoch(self, epoch, model):
         # Only training calls this, so loading a checkpoint for evaluation
@@ -108,9 +125,26 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             return super().load_dataset(split, epoch, combine, **kwargs)
         self.datasets[split] = premasked_task_dataset(self, split, data_dir)
 
+    def get_batch_iterator(self, dataset, **kwargs):
+        # fairseq drops a last batch whose size is not a multiple of --required-batch-size-multiple
+        # (data_utils.batch_by_size), in validation too (fairseq issue 5036), so validation would score
+        # part of the eval set. Evaluation batches therefore take no multiple: every example counts,
+        # at any batch size; sharding over ranks already pads with dummy batches that count nothing.
+        if dataset is not self.datasets.get(self._train_subset()):
+            kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, **kwargs)
+
+    def _train_subset(self) -> str:
+        root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
+        dataset = getattr(root, "dataset", None) if root is not None else None
+        return getattr(dataset, "train_subset", None) or "train"
+
     def build_criterion(self, cfg, from_checkpoint=False):
         if getattr(cfg, "_name", None) == "cross_entropy":
             logger.info("--task masked_lm_tokendrop: using --criterion masked_lm_tokendrop "
                         "(fairseq's default cross_entropy never updates token importance)")
             return MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(), self)
-        return super().build_criterion(cfg, from_checkpoint)
+        criterion = super().build_criterion(cfg, from_checkpoint)
+        check_criterion_feeds_importance(self.model_args, getattr(cfg, "_name", type(criterion).__name__),
+                                         isinstance(criterion, MaskedLmTokenDropLoss))
+        return criterion
