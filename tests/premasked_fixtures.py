@@ -1,9 +1,12 @@
 """Pre-masked test data: a bert-uncased-like vocab.txt, examples masked BERT's way
-(80% [MASK], 10% random, 10% kept) held as plain numpy arrays, TFRecords written by the
-``tfrecord`` package's writer, HDF5 shards written by h5py, and session fixtures that
-convert them and train on them (conftest.py makes the fixtures visible to every test).
+(80% [MASK], 10% random, 10% kept; some random ids are [PAD]) held as plain numpy arrays,
+each producer's layout written the way that producer writes it (TFRecords by the ``tfrecord``
+package's writer, gzipped here for TF Model Garden's ``--gzip_compress``; HDF5 by h5py, with
+``h5py.vlen_dtype`` rows for NVIDIA's variable-length and packed files), and session fixtures
+that convert them and train on them (conftest.py makes the fixtures visible to every test).
 """
 import contextlib
+import gzip
 import io
 
 import h5py
@@ -39,18 +42,20 @@ def write_vocab(path, tokens):
     return path
 
 
-def make_examples(n, seed):
+def make_examples(n, seed, max_length=None):
     """BERT-style masked examples as the arrays a TFRecord holds (padded to L and P).
 
-    Words are Zipf-distributed so a few updates already learn something, and
-    a third of the examples carry a second segment.
+    Words are Zipf-distributed so a few updates already learn something, a
+    third of the examples carry a second segment, and in every fourth one the
+    first masked slot's random replacement is [PAD] (id 0 with input_mask 1),
+    as the producers' random ids from the whole vocabulary sometimes are.
     """
     rng = np.random.default_rng(seed)
     words = np.arange(104, 104 + N_WORDS + 2)
     zipf = 1.0 / np.arange(1, words.size + 1)
     out = []
     for i in range(n):
-        length = int(rng.integers(8, L + 1))
+        length = int(rng.integers(8, (max_length or L) + 1))
         ids = rng.choice(words, size=length, p=zipf / zipf.sum())
         ids[0] = SPECIALS["[CLS]"]
         ids[-1] = SPECIALS["[SEP]"]
@@ -67,6 +72,8 @@ def make_examples(n, seed):
         for pos in positions:
             r = rng.random()
             masked[pos] = SPECIALS["[MASK]"] if r < 0.8 else (rng.choice(words) if r < 0.9 else ids[pos])
+        if i % 4 == 1:
+            masked[positions[0]] = SPECIALS["[PAD]"]
         pad = lambda a, size, dtype=np.int64: np.concatenate([a, np.zeros(size - len(a), dtype)]).astype(dtype)  # noqa: E731
         out.append(dict(
             input_ids=pad(masked, L), input_mask=pad(np.ones(length, np.int64), L), segment_ids=segment,
@@ -77,57 +84,181 @@ def make_examples(n, seed):
     return out
 
 
-def write_tfrecord(path, examples, edit=None):
-    """Examples as tf.train.Examples; ``edit(record_index, datum)`` may change a record's features."""
+V2_NAMES = {"input_ids": "input_word_ids", "segment_ids": "input_type_ids"}
+
+
+def write_tfrecord(path, examples, edit=None, v2=False, gzip_compress=False):
+    """Examples as tf.train.Examples; ``edit(record_index, datum)`` may change a record's features.
+
+    ``v2``: TF Model Garden's ``--use_v2_feature_names``; ``gzip_compress``: its ``--gzip_compress``
+    (``tf.io.TFRecordWriter(options="GZIP")`` gzips the whole record stream).
+    """
     writer = TFRecordWriter(str(path))
     for i, ex in enumerate(examples):
-        datum = {k: (v.tolist(), "float" if v.dtype == np.float32 else "int") for k, v in ex.items()}
+        datum = {(V2_NAMES.get(k, k) if v2 else k): (v.tolist(), "float" if v.dtype == np.float32 else "int")
+                 for k, v in ex.items()}
         if edit is not None:
             edit(i, datum)
         writer.write(datum)
     writer.close()
+    if gzip_compress:
+        path.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
     return path
 
 
-def write_hdf5(path, examples, edit=None):
-    """academic-budget-bert layout: gzip datasets, i4/i1, no weights (position 0 = padding)."""
+def write_hdf5(path, examples, edit=None, ids="i4", compression="gzip", next_sentence_labels=True):
+    """Fixed-length rows, no weights (position 0 = padding). The defaults are NVIDIA DeepLearningExamples'
+    (gzip, i4/i1); MLPerf's PyTorch reference writes no compression, NVIDIA's fixed-length MLPerf files
+    i2 ids and positions, academic-budget-bert no next_sentence_labels."""
     stack = lambda key: np.stack([ex[key] for ex in examples])  # noqa: E731
-    data = dict(input_ids=stack("input_ids").astype("i4"), input_mask=stack("input_mask").astype("i1"),
+    data = dict(input_ids=stack("input_ids").astype(ids), input_mask=stack("input_mask").astype("i1"),
                 segment_ids=stack("segment_ids").astype("i1"),
-                masked_lm_positions=stack("masked_lm_positions").astype("i4"),
-                masked_lm_ids=stack("masked_lm_ids").astype("i4"),
-                next_sentence_labels=stack("next_sentence_labels")[:, 0].astype("i1"))
+                masked_lm_positions=stack("masked_lm_positions").astype(ids),
+                masked_lm_ids=stack("masked_lm_ids").astype(ids))
+    if next_sentence_labels:
+        data["next_sentence_labels"] = stack("next_sentence_labels")[:, 0].astype("i1")
     if edit is not None:
         edit(data)
     with h5py.File(path, "w") as f:
         for key, value in data.items():
-            f.create_dataset(key, data=value, compression="gzip")
+            f.create_dataset(key, data=value, compression=compression)
     return path
+
+
+def _unpadded(ex):
+    n, k = int(ex["input_mask"].sum()), int((ex["masked_lm_positions"] != 0).sum())
+    return n, k
+
+
+def write_hdf5_varlength(path, examples, edit=None):
+    """NVIDIA MLPerf variable length: one vlen row per example, int16 ids/positions/labels, int8 segment_ids,
+    no input_mask, next_sentence_labels i1 written as zeros (as NVIDIA's converter does)."""
+    i2, i1 = h5py.vlen_dtype(np.dtype("int16")), h5py.vlen_dtype(np.dtype("int8"))
+    with h5py.File(path, "w") as f:
+        n = len(examples)
+        ids = f.create_dataset("input_ids", (n,), dtype=i2, compression=None)
+        segments = f.create_dataset("segment_ids", (n,), dtype=i1, compression=None)
+        positions = f.create_dataset("masked_lm_positions", (n,), dtype=i2, compression=None)
+        labels = f.create_dataset("masked_lm_ids", (n,), dtype=i2, compression=None)
+        f.create_dataset("next_sentence_labels", data=np.zeros(n, dtype="int8"), dtype="i1", compression=None)
+        for i, ex in enumerate(examples):
+            length, k = _unpadded(ex)
+            ids[i] = ex["input_ids"][:length]
+            segments[i] = ex["segment_ids"][:length]
+            positions[i] = ex["masked_lm_positions"][:k]
+            labels[i] = ex["masked_lm_ids"][:k]
+        if edit is not None:
+            edit(f)
+    return path
+
+
+def pack(examples, max_length=L, per_row=3):
+    """NVIDIA's packing, in order: up to ``per_row`` examples a row, at most ``max_length`` tokens."""
+    rows, row, used = [], [], 0
+    for ex in examples:
+        length, _ = _unpadded(ex)
+        if row and (len(row) == per_row or used + length > max_length):
+            rows.append(row)
+            row, used = [], 0
+        row.append(ex)
+        used += length
+    return rows + ([row] if row else [])
+
+
+def write_hdf5_packed(path, examples, edit=None):
+    """NVIDIA MLPerf packed: vlen rows of up to 3 examples, positions counted from the row's start,
+    packed_input_len / packed_masked_lm_len per sequence, next_sentence_labels vlen int8."""
+    rows = pack(examples)
+    i2, i1 = h5py.vlen_dtype(np.dtype("int16")), h5py.vlen_dtype(np.dtype("int8"))
+    with h5py.File(path, "w") as f:
+        n = len(rows)
+        out = {name: f.create_dataset(name, (n,), dtype=dtype, compression=None) for name, dtype in (
+            ("input_ids", i2), ("segment_ids", i1), ("packed_input_len", i2), ("masked_lm_positions", i2),
+            ("masked_lm_ids", i2), ("packed_masked_lm_len", i2), ("next_sentence_labels", i1))}
+        for r, row in enumerate(rows):
+            parts = {name: [] for name in out}
+            offset = 0
+            for ex in row:
+                length, k = _unpadded(ex)
+                parts["input_ids"] += list(ex["input_ids"][:length])
+                parts["segment_ids"] += list(ex["segment_ids"][:length])
+                parts["masked_lm_positions"] += list(ex["masked_lm_positions"][:k] + offset)
+                parts["masked_lm_ids"] += list(ex["masked_lm_ids"][:k])
+                parts["next_sentence_labels"] += [int(ex["next_sentence_labels"][0])]
+                parts["packed_input_len"] += [length]
+                parts["packed_masked_lm_len"] += [k]
+                offset += length
+            for name, values in parts.items():
+                out[name][r] = values
+        if edit is not None:
+            edit(f)
+    return path
+
+
+# Each producer's layout: (file name as that producer names it, the layout the converter must detect,
+# writer). The names are what the producers write, and detection must not depend on them.
+PRODUCERS = {
+    "mlperf_tf_reference": ("part-00000-of-00500", "tfrecord-v1", write_tfrecord),
+    "model_garden": ("wiki.tfrecord-00000-of-00004", "tfrecord-v1", write_tfrecord),
+    "model_garden_v2": ("wiki_v2.tfrecord-00000-of-00004", "tfrecord-v2",
+                        lambda p, ex, edit=None: write_tfrecord(p, ex, edit, v2=True)),
+    "model_garden_gzip": ("wiki_gz.tfrecord-00000-of-00004", "tfrecord-gzip-v1",
+                          lambda p, ex, edit=None: write_tfrecord(p, ex, edit, gzip_compress=True)),
+    "model_garden_gzip_v2": ("wiki_gz_v2.tfrecord-00000-of-00004", "tfrecord-gzip-v2",
+                             lambda p, ex, edit=None: write_tfrecord(p, ex, edit, v2=True, gzip_compress=True)),
+    "mlperf_pytorch_reference": ("part_0_of_2048.hdf5", "hdf5-fixed",
+                                 lambda p, ex, edit=None: write_hdf5(p, ex, edit, compression=None)),
+    "nvidia_fixed": ("part_00000_of_04320.hdf5", "hdf5-fixed",
+                     lambda p, ex, edit=None: write_hdf5(p, ex, edit, ids="i2", compression=None)),
+    "nvidia_varlength": ("part_00000_of_04320.hdf", "hdf5-varlength", write_hdf5_varlength),
+    "nvidia_packed": ("part_00000", "hdf5-packed", write_hdf5_packed),
+    "deeplearningexamples": ("wikicorpus_en_training_0.hdf5", "hdf5-fixed", write_hdf5),
+    "academic_budget_bert": ("train_shard_0.hdf5", "hdf5-fixed",
+                             lambda p, ex, edit=None: write_hdf5(p, ex, edit, next_sentence_labels=False)),
+}
+
+
+def write_producer(directory, producer, examples, edit=None):
+    """Write ``examples`` as ``producer`` does, under its own file name in ``directory/producer``."""
+    name, _, writer = PRODUCERS[producer]
+    path = directory / producer / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return writer(path, examples, edit)
+
+
+def producer_examples(producer, n, seed):
+    """Packed files hold short examples (several fit a row); the others examples up to L."""
+    return make_examples(n, seed, max_length=L // 2 if producer == "nvidia_packed" else None)
 
 
 @pytest.fixture(scope="session")
 def premasked(tmp_path_factory):
-    """Train (two TFRecord files) and valid (one HDF5 shard) converted into one dir, plus the originals."""
+    """Train and valid, each one file per producer's layout, converted into one dir, plus the originals.
+
+    23 valid examples: not a multiple of the batch size (8), so validation must count a short last batch.
+    """
     root = tmp_path_factory.mktemp("premasked")
     vocab = write_vocab(root / "vocab.txt", vocab_tokens())
-    train = make_examples(90, seed=1)
-    valid = make_examples(20, seed=2)
-    train_files = [write_tfrecord(root / "part-00000", train[:50]), write_tfrecord(root / "part-00001", train[50:])]
-    valid_file = write_hdf5(root / "eval_test.hdf5", valid)
+    examples, files = dict(train=[], valid=[]), dict(train=[], valid=[])
+    for i, producer in enumerate(PRODUCERS):
+        for split, n, seed in (("train", 9, 100 + i), ("valid", 3 if i == 0 else 2, 200 + i)):
+            written = producer_examples(producer, n, seed)
+            files[split].append(write_producer(root / split, producer, written))
+            examples[split] += written
     dest = root / "bin"
     logs = {}
-    for split, files, workers in (("train", train_files, "2"), ("valid", [valid_file], "1")):
+    for split, workers in (("train", "2"), ("valid", "1")):
         log = io.StringIO()
         with contextlib.redirect_stderr(log):  # in-process: the CLI itself is run by the last test
             convert_premasked.main(["--vocab", str(vocab), "--destdir", str(dest), "--split", split,
-                                    "--workers", workers, *map(str, files)])
+                                    "--workers", workers, *map(str, files[split])])
         logs[split] = log.getvalue()
-    return dict(root=root, vocab=vocab, dest=dest, examples=dict(train=train, valid=valid), logs=logs)
+    return dict(root=root, vocab=vocab, dest=dest, examples=examples, files=files, logs=logs)
 
 
 @pytest.fixture(scope="session")
 def trained(premasked, tmp_path_factory):
-    """A few token-dropping updates of fairseq-train on the converted dir, validating on the HDF5 split."""
+    """A few token-dropping updates of fairseq-train on the converted dir, validating on the whole valid split."""
     save = tmp_path_factory.mktemp("premasked_ckpt")
     proc = run_cli("fairseq_cli.train", *train_flags(
         premasked["dest"], save, "--max-update", "12", "--token-drop", "0.5", "--token-drop-strategy", "importance",
@@ -148,5 +279,5 @@ def load_trained(premasked, trained):
 
 def by_symbol(tokens, dictionary, ids):
     """WordPiece ids -> fairseq ids through the symbols' text: independent of the id map."""
-    special = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+    special = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}  # [PAD] is a word
     return np.array([dictionary.index(special.get(tokens[i], tokens[i])) for i in ids], dtype=np.int64)

@@ -2,9 +2,9 @@
 
 The script reads the converted data dir, batches with padding and loads the
 checkpoint through fairseq's ``checkpoint_utils``. The reference here starts
-from the arrays the fixture wrote into the HDF5 shard, maps ids through the
-symbols' text, runs the model rebuilt in-process one unpadded example at a
-time over all positions, and applies MLPerf's formula
+from the arrays the fixture wrote into the eval files (one per producer's
+layout), maps ids through the symbols' text, runs the model rebuilt in-process
+one unpadded example at a time over all positions, and applies MLPerf's formula
 ``sum(w * [argmax == label]) / sum(w)`` with the file's weights, in numpy.
 
 A few updates only teach the model word frequencies, so it predicts the same
@@ -14,13 +14,14 @@ predictions change with every position, on records relabelled so that half of
 their slots hold what the reference predicts there.
 """
 import copy
+import math
 import re
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import load_script
+from conftest import load_script, logged
 from premasked_fixtures import (
     by_symbol, convert_premasked, load_trained, make_examples, vocab_tokens, write_hdf5, write_vocab)
 
@@ -67,7 +68,7 @@ def test_accuracy_equals_the_weighted_formula_on_the_original_records(premasked,
     assert (correct, slots) == (hits, weights)
     assert accuracy == pytest.approx(hits / weights, abs=1e-6)
     assert f"examples {len(examples)}\n" in out and f"masked_slots {int(weights)}\n" in out
-    assert "eval_mlm_accuracy: 6/20 examples" in err  # progress
+    assert f"eval_mlm_accuracy: 6/{len(examples)} examples" in err  # progress
 
 
 def test_a_position_dependent_model_scores_exactly_the_slots_it_predicts(premasked, trained, tmp_path, capsys):
@@ -108,7 +109,7 @@ def test_a_checkpoint_of_another_vocabulary_is_refused_by_name(trained, tmp_path
     checkpoint = trained["save"] / "checkpoint_last.pt"
     with pytest.raises(SystemExit) as exc:
         eval_mlm_accuracy.main([str(checkpoint), str(tmp_path / "bin")])
-    size = len(vocab_tokens())
+    size = len(vocab_tokens()) + 1  # fairseq's <pad> comes on top of the vocab.txt entries
     assert str(exc.value.code) == (
         f"fairseq_tokendrop: error: {checkpoint}: embedding has {size} rows but {tmp_path / 'bin'}/dict.txt gives "
         f"{size + 7} symbols (with <mask>): the model was trained with another vocabulary")
@@ -119,3 +120,14 @@ def test_a_data_dir_that_is_not_pre_masked_is_refused(trained, tmp_path):
     with pytest.raises(SystemExit) as exc:
         eval_mlm_accuracy.main([str(trained["save"] / "checkpoint_last.pt"), str(tmp_path)])
     assert str(exc.value.code).startswith(f"fairseq_tokendrop: error: {tmp_path}: not a pre-masked data dir")
+
+
+def test_validation_scores_every_example_as_the_script_does(premasked, trained, capsys):
+    """23 eval examples at --batch-size 8: fairseq's own batching would drop the last 7 (issue 5036)."""
+    valid = logged(trained["stdout"], "valid")
+    assert [r["valid_num_updates"] for r in valid] == ["12"]  # the weights of checkpoint_last.pt
+    accuracy, _, _, _, _ = run_eval(trained["save"] / "checkpoint_last.pt", premasked["dest"], capsys)
+    assert float(valid[0]["valid_mlm_acc"]) == pytest.approx(accuracy, abs=5e-5)  # the log rounds to 4 places
+    examples = len(premasked["examples"]["valid"])
+    assert examples % 8 != 0
+    assert float(valid[0]["valid_bsz"]) == round(examples / math.ceil(examples / 8), 1)  # 3 batches: 8, 8, 7

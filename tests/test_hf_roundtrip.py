@@ -15,7 +15,8 @@ transformers = import_transformers()
 # The tiny dims of conftest.TINY_MODEL_FLAGS, so an import also restores into those fairseq-train runs.
 DIMS = dict(num_hidden_layers=4, hidden_size=32, intermediate_size=64, num_attention_heads=2,
             layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-BERT_SPECIALS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+# BERT's [PAD] is a token, fairseq's <pad> is padding: [PAD] keeps a dictionary entry of its own.
+BERT_SPECIALS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
 
 
 def fairseq_model(checkpoint, data):
@@ -44,12 +45,14 @@ def hf_batch(bos, eos, pad, words, lengths, seed):
     return ids, ids.ne(pad)
 
 
-def assert_same_mlm_logits(hf_model, fs_model, hf_ids, mask, to_fairseq):
-    """to_fairseq[hf_id] = fairseq id, derived in the test from the token strings."""
+def assert_same_mlm_logits(hf_model, fs_model, hf_ids, mask, to_fairseq, pad):
+    """to_fairseq[hf_id] = fairseq id, derived in the test from the token strings; HF pads by
+    attention mask, fairseq by the ``pad`` id."""
     with torch.no_grad():
         expected = hf_model(input_ids=hf_ids, attention_mask=mask.long()).logits
-        got = fs_model(to_fairseq[hf_ids])[0][:, :, to_fairseq]  # columns back in HF's vocabulary order
-    assert (got[mask] - expected[mask]).abs().max() <= 1e-4
+        got = fs_model(torch.where(mask, to_fairseq[hf_ids], pad))[0]
+    assert (got[mask][:, to_fairseq] - expected[mask]).abs().max() <= 1e-4  # columns in HF's order
+    return got[mask]
 
 
 # ------------------------------------------------------------------ export
@@ -97,15 +100,18 @@ def test_bert_import_gives_hfs_mlm_logits(bert):
     assert type(fs_model).__name__ == "TokenDropRobertaModel"
     tokens = bert["tokens"]
     to_fairseq = torch.tensor([dictionary.index(BERT_SPECIALS.get(t, t)) for t in tokens])
-    assert sorted(to_fairseq.tolist()) == list(range(len(dictionary)))  # a permutation, nothing is <unk>
+    # one to one, nothing is <unk>; only <pad> has no BERT row
+    assert sorted(to_fairseq.tolist()) == [i for i in range(len(dictionary)) if i != dictionary.pad()]
     ids, mask = hf_batch(tokens.index("[CLS]"), tokens.index("[SEP]"), 0, list(range(7, len(tokens))),
                          lengths=(20, 13, 6), seed=2)
     ids[1, 4] = tokens.index("[MASK]")
+    ids[0, 3] = ids[1, 2] = tokens.index("[PAD]")  # in-sequence [PAD]s (attention mask 1): tokens to BERT
     hf_mlm = transformers.BertForMaskedLM.from_pretrained(str(bert["root"] / "hf")).eval()
     with torch.no_grad():  # the MLM head of BertForPreTraining is BertForMaskedLM's
         assert torch.equal(bert["model"](input_ids=ids, attention_mask=mask.long()).prediction_logits,
                            hf_mlm(input_ids=ids, attention_mask=mask.long()).logits)
-    assert_same_mlm_logits(hf_mlm, fs_model, ids, mask, to_fairseq)
+    logits = assert_same_mlm_logits(hf_mlm, fs_model, ids, mask, to_fairseq, dictionary.pad())
+    assert logits.softmax(-1)[:, dictionary.pad()].max() == 0  # <pad>, which BERT lacks, is never predicted
 
 
 def test_fairseq_train_restores_the_bert_import(bert, tmp_path):
@@ -148,7 +154,7 @@ def test_roberta_import_gives_hfs_mlm_logits(tmp_path):
     assert fs_model.max_positions() == 32
     words = [i for i, t in enumerate(tokens) if t.startswith("w")]
     ids, mask = hf_batch(5, 6, 3, words, lengths=(32, 17, 5), seed=6)
-    assert_same_mlm_logits(model, fs_model, ids, mask, to_fairseq)
+    assert_same_mlm_logits(model, fs_model, ids, mask, to_fairseq, dictionary.pad())
 
 
 def test_import_refuses_a_bad_directory_in_one_line(tmp_path):

@@ -28,14 +28,16 @@ def test_special_tokens_land_on_fairseq_symbols_and_dict_txt_round_trips(tmp_pat
     dictionary, id_map = wordpiece_to_fairseq(str(write_vocab(tmp_path / "vocab.txt", tokens)))
     stock = Dictionary()
     assert id_map[SPECIALS["[CLS]"]] == stock.bos() == 0
-    assert id_map[SPECIALS["[PAD]"]] == stock.pad() == 1
     assert id_map[SPECIALS["[SEP]"]] == stock.eos() == 2
     assert id_map[SPECIALS["[UNK]"]] == stock.unk() == 3
     assert id_map[SPECIALS["[MASK]"]] == len(dictionary) - 1 and dictionary[len(dictionary) - 1] == "<mask>"
-    assert len(dictionary) == len(tokens)  # same embedding shape as the BERT vocabulary
-    assert sorted(id_map.tolist()) == list(range(len(tokens)))  # a bijection
+    # BERT's [PAD] is a token (an in-sequence [PAD] must not become padding): a word of its own,
+    # and fairseq's <pad> is the one entry with no BERT counterpart
+    assert dictionary[id_map[SPECIALS["[PAD]"]]] == "[PAD]" and id_map[SPECIALS["[PAD]"]] != stock.pad()
+    assert len(dictionary) == len(tokens) + 1
+    assert sorted(id_map.tolist()) == [i for i in range(len(dictionary)) if i != stock.pad()]  # one to one
     for i, token in enumerate(tokens):
-        if token not in SPECIALS:
+        if token not in SPECIALS or token == "[PAD]":
             assert dictionary[id_map[i]] == token
     # What masked_lm builds from dict.txt: Dictionary.load, then add_symbol('<mask>').
     write_dict_txt(dictionary, str(tmp_path / "dict.txt"))
@@ -49,9 +51,8 @@ def test_converted_data_keeps_the_files_masks_exactly(premasked, split):
     tokens = vocab_tokens()
     dictionary = Dictionary.load(str(premasked["dest"] / "dict.txt"))
     mask = dictionary.add_symbol("<mask>")
-    inverse = {dictionary.index(t): i for i, t in enumerate(tokens) if t not in SPECIALS}
-    inverse.update({0: SPECIALS["[CLS]"], 1: SPECIALS["[PAD]"], 2: SPECIALS["[SEP]"], 3: SPECIALS["[UNK]"],
-                    mask: SPECIALS["[MASK]"]})
+    inverse = {dictionary.index(t): i for i, t in enumerate(tokens) if t not in SPECIALS or t == "[PAD]"}
+    inverse.update({0: SPECIALS["[CLS]"], 2: SPECIALS["[SEP]"], 3: SPECIALS["[UNK]"], mask: SPECIALS["[MASK]"]})
     src = MMapIndexedDataset(str(premasked["dest"] / f"{split}.src"))
     tgt = MMapIndexedDataset(str(premasked["dest"] / f"{split}.tgt"))
     originals = premasked["examples"][split]

@@ -26,6 +26,8 @@ FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
 FAIRSEQ_LAYERNORM_EPS = 1e-5
 PADDING_IDX = 1  # fairseq Dictionary's <pad>
+# Output bias of a dictionary entry the HF model has no row for: exp(-1e4 - max logit) is 0, also in fp16.
+NO_COUNTERPART_BIAS = -1e4
 
 # Inside one transformer layer: fairseq module -> HF module (each has .weight and .bias).
 LAYER_MODULES = (
@@ -187,6 +189,14 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
     return args, notes
 
 
+def _rows(table: Tensor, perm: Tensor, fill: float) -> Tensor:
+    """``table[perm]`` along the first dimension, ``fill`` where ``perm`` is -1."""
+    known = perm >= 0
+    out = table.new_full((perm.numel(),) + tuple(table.shape[1:]), fill)
+    out[known] = table[perm[known]]
+    return out
+
+
 def position_offset(hf_config: Mapping) -> int:
     """Rows of the HF position table before the first real token's position."""
     if hf_config["model_type"] == "roberta":
@@ -199,7 +209,11 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
 
     Args:
         perm: long ``[V]``, ``perm[fairseq_id] = hf_id``: the vocabulary order of the fairseq
-            dictionary (special tokens on fairseq's ids, ``<mask>`` last).
+            dictionary (special tokens on fairseq's ids, ``<mask>`` last); ``-1`` for an entry
+            the HF model has no row for (fairseq's ``<pad>`` under a BERT vocabulary, whose
+            ``[PAD]`` is a token of its own). Such an entry gets a zero embedding and the output
+            bias ``NO_COUNTERPART_BIAS``: its probability is 0 in fp32 and fp16, so the
+            imported model's distribution over the HF vocabulary is the HF model's.
     Returns the state dict (``version`` buffers left to the loading model) and notes to log.
     """
     kind = hf_config["model_type"]
@@ -215,9 +229,13 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
     if int(perm.max()) >= emb.size(0):
         raise ConversionError(f"the vocabulary has ids up to {int(perm.max())} but {emb_key} has "
                               f"{emb.size(0)} rows")
-    if perm.numel() < emb.size(0):
-        notes.append(f"{emb.size(0) - perm.numel()} embedding row(s) beyond the vocabulary are dropped")
-    out[e + "embed_tokens.weight"] = emb[perm]
+    known = perm >= 0
+    if int(known.sum()) < emb.size(0):
+        notes.append(f"{emb.size(0) - int(known.sum())} embedding row(s) beyond the vocabulary are dropped")
+    if not known.all():
+        notes.append(f"{int((~known).sum())} dictionary entr(ies) with no HF row (fairseq's <pad>: BERT's [PAD] "
+                     f"is a token) get a zero embedding and output bias {NO_COUNTERPART_BIAS:g}")
+    out[e + "embed_tokens.weight"] = _rows(emb, perm, 0.0)
 
     # The token-type-0 row is added to every token in HF; fairseq has no token types.
     pos, type0 = hf_sd[pos_key], hf_sd[type_key][0]
@@ -240,7 +258,7 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
     bias = hf_sd.get(lay["bias"], hf_sd.get(lay["decoder"] + ".bias"))
     if bias is None:
         raise ConversionError(f"missing weight {lay['bias']} (the MLM head's output bias)")
-    out[FAIRSEQ_LM_HEAD + "bias"] = bias[perm]
+    out[FAIRSEQ_LM_HEAD + "bias"] = _rows(bias, perm, NO_COUNTERPART_BIAS)
     out[FAIRSEQ_LM_HEAD + "weight"] = out[e + "embed_tokens.weight"]
     decoder = hf_sd.get(lay["decoder"] + ".weight")
     if decoder is not None and not torch.equal(decoder, emb):

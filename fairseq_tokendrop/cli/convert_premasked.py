@@ -1,15 +1,21 @@
 """Convert pre-masked BERT shards into a pre-masked data dir for ``--task masked_lm_tokendrop``.
 
-Inputs: MLPerf / TF Model Garden TFRecords (``create_pretraining_data.py``
-output, e.g. ``part-00000-of-00500`` or ``eval_10k``) or academic-budget-bert /
-BiGS HDF5 shards, and the WordPiece ``vocab.txt`` their ids come from. The
-format of each file is told by its first bytes. TFRecords are read without
-TensorFlow (the ``tfrecord`` package), HDF5 with h5py.
+Inputs: the shards as their producers write them, and the WordPiece
+``vocab.txt`` their ids come from. The layout of each file is told by the file
+itself, never by its name (``fairseq_tokendrop/data/premasked_records.py``):
+TFRecords of the MLPerf TF reference and TF Model Garden (v1 or v2 feature
+names, plain or GZIP), and HDF5 files with fixed-length rows (MLPerf PyTorch
+reference, NVIDIA fixed length, NVIDIA DeepLearningExamples,
+academic-budget-bert/BiGS), NVIDIA's variable-length rows, or NVIDIA's packed
+rows (each packed sequence becomes an example of its own). TFRecords are read
+without TensorFlow (the ``tfrecord`` package), HDF5 with h5py; each file
+streams, so a shard is never held in memory whole.
 
-Output (see ``fairseq_tokendrop/premasked_dataset.py``): DESTDIR/dict.txt (the
-vocabulary in fairseq's order: [CLS] [PAD] [SEP] [UNK] [MASK] become
-``<s> <pad> </s> <unk> <mask>``), SPLIT.src/SPLIT.tgt indexed datasets that keep
-the file's masks exactly, and premasked.json. Training on DESTDIR uses those
+Output (see ``fairseq_tokendrop/data/premasked_dataset.py``): DESTDIR/dict.txt
+(the vocabulary in fairseq's order: [CLS] [SEP] [UNK] [MASK] become
+``<s> </s> <unk> <mask>``; [PAD] is a token of its own, so a random [PAD] in a
+masked slot stays a token), SPLIT.src/SPLIT.tgt indexed datasets that keep the
+file's masks exactly, and premasked.json. Training on DESTDIR uses those
 masks; nothing is masked again. ``segment_ids`` and ``next_sentence_labels``
 are read, checked and dropped (the model has no segment embeddings).
 
@@ -38,8 +44,7 @@ import time
 from fairseq_tokendrop.flags import FlagError
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, PartWriter, merge_parts, publish_split, read_meta
 from fairseq_tokendrop.data.premasked_records import RecordError, read_premasked
-from fairseq_tokendrop.data.wordpiece_dictionary import (
-    VocabError, vocab_sha256, wordpiece_to_fairseq, write_dict_txt, read_wordpiece_vocab)
+from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, vocab_sha256, wordpiece_to_fairseq, write_dict_txt
 
 TMP_PREFIX = ".convert-"
 
@@ -53,17 +58,18 @@ _worker = {}
 
 def _init_worker(vocab_path: str, progress_every: int) -> None:
     dictionary, id_map = wordpiece_to_fairseq(vocab_path)
-    _worker.update(id_map=id_map, vocab_size=len(dictionary), pad=dictionary.pad(),
-                   wordpiece_pad=read_wordpiece_vocab(vocab_path).index("[PAD]"), progress_every=progress_every)
+    _worker.update(id_map=id_map, vocab_size=len(dictionary), pad=dictionary.pad(), progress_every=progress_every)
 
 
 def convert_file(job):
-    """Binarize one input file into the part at ``prefix``; returns its counts."""
+    """Binarize one input file into the part at ``prefix``; returns its layout and counts."""
     path, prefix = job
     id_map = _worker["id_map"]
+    layout, told, examples = read_premasked(path, len(id_map))
+    log(f"{path}: layout {layout} ({told})")
     writer = PartWriter(prefix, _worker["vocab_size"], _worker["pad"])
-    counts = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
-    for example in read_premasked(path, len(id_map), _worker["wordpiece_pad"]):
+    counts = dict(examples=0, masked=0, nonzero_segment=0, longest=0, layout=layout)
+    for example in examples:
         writer.add(id_map[example.input_ids], example.positions, id_map[example.labels])
         counts["examples"] += 1
         counts["masked"] += len(example.positions)
@@ -108,14 +114,16 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
         workers = max(1, min(workers, len(jobs)))
         start = time.time()
         totals = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
+        layouts = []
 
         def collect(results):
             for done, ((path, _), counts) in enumerate(zip(jobs, results), 1):
                 for key in ("examples", "masked", "nonzero_segment"):
                     totals[key] += counts[key]
                 totals["longest"] = max(totals["longest"], counts["longest"])
-                log(f"[{done}/{len(jobs)}] {path}: {counts['examples']:,} examples, {counts['masked']:,} masked "
-                    f"slots ({time.time() - start:.0f}s)")
+                layouts.append(counts["layout"])
+                log(f"[{done}/{len(jobs)}] {path} ({counts['layout']}): {counts['examples']:,} examples, "
+                    f"{counts['masked']:,} masked slots ({time.time() - start:.0f}s)")
 
         if workers == 1:
             _init_worker(vocab_path, progress_every)
@@ -128,7 +136,7 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
                 "segment_ids; they are ignored (the model has no segment embeddings)")
         out_prefix = os.path.join(tmp_dir, split)
         merge_parts([prefix for _, prefix in jobs], out_prefix, len(dictionary))
-        entry = dict(sources=[os.path.abspath(p) for p in inputs], examples=totals["examples"],
+        entry = dict(sources=[os.path.abspath(p) for p in inputs], layouts=layouts, examples=totals["examples"],
                      masked_slots=totals["masked"], longest=totals["longest"],
                      nonzero_segment_examples=totals["nonzero_segment"])
         publish_split(destdir, split, out_prefix, entry, sha, len(dictionary))
@@ -142,7 +150,7 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("inputs", nargs="+", help="TFRecord or HDF5 files, converted in this order")
+    parser.add_argument("inputs", nargs="+", help="TFRecord or HDF5 files (layout told by each file), converted in this order")
     parser.add_argument("--vocab", required=True, help="the WordPiece vocab.txt the shards' ids refer to")
     parser.add_argument("--destdir", required=True, help="the pre-masked data dir to write (or add a split to)")
     parser.add_argument("--split", default="train", help="split name: train, valid, ... (default: %(default)s)")

@@ -15,10 +15,12 @@ token importance starts from the ``--token-importance-*`` flags, not from the ch
 
 What the conversion does (``fairseq_tokendrop/hf_weights.py``):
 
-- BERT (``model_type: bert``, vocab.txt): ``[CLS] [PAD] [SEP] [UNK]`` land on fairseq's
-  ``<s> <pad> </s> <unk>`` (ids 0-3), ``[MASK]`` on ``<mask>`` (last), the other wordpieces
-  keep vocab.txt order (``fairseq_tokendrop/wordpiece_dictionary.py``); embedding rows and the
-  MLM output bias are permuted to match. BERT position i becomes fairseq row i+2 (fairseq
+- BERT (``model_type: bert``, vocab.txt): ``[CLS] [SEP] [UNK]`` land on fairseq's
+  ``<s> </s> <unk>`` (ids 0, 2, 3), ``[MASK]`` on ``<mask>`` (last), the other wordpieces,
+  ``[PAD]`` included, keep vocab.txt order (``fairseq_tokendrop/data/wordpiece_dictionary.py``:
+  BERT's ``[PAD]`` is a token, fairseq's ``<pad>`` is padding); embedding rows and the MLM
+  output bias are permuted to match. fairseq's ``<pad>`` has no BERT row: a zero embedding and
+  an output bias of -1e4, so it is never predicted. BERT position i becomes fairseq row i+2 (fairseq
   counts positions from padding_idx+1); the token-type-0 embedding, which BERT adds to every
   single-segment token, is folded into the positions. The pooler and the next-sentence head
   have no place in a masked-LM model and are dropped, with a note.
@@ -122,7 +124,7 @@ def read_vocab(hf_dir, config):
         pad = config.get("pad_token_id", 1)
         if int(id_map[pad]) != dictionary.pad():
             raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {path}")
-    perm = np.empty_like(id_map)
+    perm = np.full(len(dictionary), -1, dtype=np.int64)  # -1: no HF row (<pad> under a BERT vocab.txt)
     perm[id_map] = np.arange(len(id_map))
     return dictionary, torch.from_numpy(perm)
 

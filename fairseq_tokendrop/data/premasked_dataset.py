@@ -9,8 +9,9 @@ A pre-masked data dir holds, next to fairseq's ``dict.txt``:
   positions, which hold the labels. This is the target ``masked_lm``'s
   ``MaskTokensDataset`` makes, so criteria that take ``target != pad`` as the
   masked positions read the file's masks;
-- ``premasked.json``: marks the dir, records per split the sources, counts,
-  the vocab.txt hash and the byte size of each file above.
+- ``premasked.json``: marks the dir, records per split the sources and the
+  layout detected in each, counts, the vocab.txt hash and the byte size of
+  each file above.
 
 The file names differ from fairseq-preprocess's ``SPLIT.bin`` on purpose: stock
 ``masked_lm`` pointed here fails with "Dataset not found" instead of masking
@@ -33,7 +34,8 @@ from ..flags import FlagError
 
 META_NAME = "premasked.json"
 FORMAT = "fairseq_tokendrop.premasked"
-VERSION = 1
+# 2: [PAD] became a dictionary entry of its own (in v1 an in-sequence [PAD] was stored as <pad>, i.e. padding)
+VERSION = 2
 STREAMS = ("src", "tgt")
 
 
@@ -49,8 +51,11 @@ def stream_files(prefix: str, stream: str):
 def read_meta(data_dir: str) -> dict:
     with open(os.path.join(data_dir, META_NAME), encoding="utf-8") as handle:
         meta = json.load(handle)
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise FlagError(f"{data_dir}/{META_NAME}: not a {FORMAT} v{VERSION} file")
+    if meta.get("format") != FORMAT:
+        raise FlagError(f"{data_dir}/{META_NAME}: not a {FORMAT} file")
+    if meta.get("version") != VERSION:
+        raise FlagError(f"{data_dir}/{META_NAME}: written by another version of the converter (v{meta.get('version')}, "
+                        f"this one reads v{VERSION}): convert the data again")
     return meta
 
 

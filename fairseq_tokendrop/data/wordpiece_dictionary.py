@@ -6,10 +6,18 @@ checkpoints and pre-masked shards (MLPerf TFRecords, academic-budget-bert
 HDF5) use those ids. fairseq's ``masked_lm`` task instead reads ``dict.txt``
 after its four built-in symbols ``<s> <pad> </s> <unk>`` (ids 0-3) and then
 appends ``<mask>`` (``MaskedLMTask.__init__``). So BERT's special tokens are
-mapped onto fairseq's own (``[CLS]``->``<s>``, ``[PAD]``->``<pad>``,
-``[SEP]``->``</s>``, ``[UNK]``->``<unk>``, ``[MASK]``->``<mask>``) and every
-other wordpiece keeps an entry of its own, in vocab.txt order. With the same
-number of entries on both sides the embedding matrices have the same shape.
+mapped onto fairseq's own (``[CLS]``->``<s>``, ``[SEP]``->``</s>``,
+``[UNK]``->``<unk>``, ``[MASK]``->``<mask>``) and every other wordpiece keeps
+an entry of its own, in vocab.txt order.
+
+``[PAD]`` is one of those other wordpieces. In BERT it is a token: padding is
+told by ``input_mask``, not by the id, and the producers of pre-masked data
+replace 10% of the masked slots with a random id of the whole vocabulary,
+``[PAD]`` included (google-research/bert ``create_masked_lm_predictions``).
+fairseq's ``<pad>`` is padding by id (hidden from attention, a zero
+embedding, skipped by the positions), so an in-sequence ``[PAD]`` mapped onto
+it would stop being a token. fairseq's ``<pad>`` therefore has no BERT
+counterpart, and the dictionary has one entry more than vocab.txt.
 """
 import hashlib
 from typing import List, Tuple
@@ -19,9 +27,11 @@ from fairseq.data import Dictionary
 
 from ..atomic_file import atomic_path
 
-# BERT special token -> the fairseq symbol it becomes.
-SPECIAL_TOKENS = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+# BERT special token -> the fairseq symbol it becomes ([PAD] is a token of its own, see above).
+SPECIAL_TOKENS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
 MASK_SYMBOL = "<mask>"
+# What a fairseq masked_lm dictionary holds besides dict.txt's entries: no wordpiece may be one of them.
+FAIRSEQ_SYMBOLS = frozenset(("<s>", "<pad>", "</s>", "<unk>", MASK_SYMBOL))
 
 
 class VocabError(ValueError):
@@ -36,14 +46,13 @@ def read_wordpiece_vocab(vocab_path: str) -> List[str]:
     while tokens and tokens[-1] == "":
         tokens.pop()
     seen = {}
-    fairseq_symbols = set(SPECIAL_TOKENS.values())
     for line, token in enumerate(tokens, 1):
         if not token or any(c.isspace() for c in token):
             # dict.txt is "symbol count" per line: a symbol cannot be empty or hold whitespace.
             raise VocabError(f"{vocab_path}: line {line}: token {token!r} is empty or contains whitespace")
         if token in seen:
             raise VocabError(f"{vocab_path}: line {line}: token {token!r} repeats line {seen[token]}")
-        if token in fairseq_symbols:
+        if token in FAIRSEQ_SYMBOLS:
             raise VocabError(f"{vocab_path}: line {line}: token {token!r} is one of fairseq's own symbols")
         seen[token] = line
     missing = [t for t in SPECIAL_TOKENS if t not in seen]
@@ -55,7 +64,8 @@ def read_wordpiece_vocab(vocab_path: str) -> List[str]:
 def wordpiece_to_fairseq(vocab_path: str) -> Tuple[Dictionary, np.ndarray]:
     """The fairseq dictionary of a vocab.txt (``<mask>`` included) and ``id_map``.
 
-    ``id_map[wordpiece_id]`` is the fairseq id (int64 array of len(vocab)).
+    ``id_map[wordpiece_id]`` is the fairseq id (int64 array of len(vocab)): one
+    to one, onto every fairseq id but ``<pad>``.
     The dictionary equals what ``masked_lm`` builds from the ``dict.txt``
     that :func:`write_dict_txt` writes: ``Dictionary.load`` then
     ``add_symbol('<mask>')``.
