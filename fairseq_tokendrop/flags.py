@@ -127,6 +127,20 @@ def check_criterion_feeds_importance(model_args, criterion_name: str, feeds: boo
                         f"--criterion masked_lm_tokendrop, or {FROZEN}")
 
 
+def check_ddp_backend(ddp_backend: str) -> None:
+    """Refuse ``--ddp-backend fully_sharded`` at startup.
+
+    fairscale's FSDP (CUDA only) was never run with this plugin: whether the
+    importance scores (``state_dict._metadata``) survive its sharded and
+    consolidated state dicts is untested, so it is refused rather than trusted.
+    (The cross-attention layer runs inside its layer's forward, so FSDP's
+    per-layer wrapping would cover it as it covers the others.)
+    """
+    if ddp_backend == "fully_sharded":
+        raise FlagError("--ddp-backend fully_sharded is not supported by --task masked_lm_tokendrop (never run: "
+                        "fairscale's FSDP needs CUDA); use --ddp-backend c10d (the default), pytorch_ddp or legacy_ddp")
+
+
 def check_sctd_args(cfg) -> None:
     """The criterion's flags (``masked_lm_tokendrop``); raise FlagError for the first bad one."""
     if cfg.sctd_interval < 0:

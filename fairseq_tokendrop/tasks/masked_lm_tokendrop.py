@@ -19,7 +19,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from . import trainer_steps
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from ..flags import FlagError, check_criterion_feeds_importance
+from ..flags import FlagError, check_criterion_feeds_importance, check_ddp_backend
 from ..data.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
@@ -41,6 +41,15 @@ class MaskedLMTokenDropConfig(MaskedLMConfig):
 class MaskedLMTokenDropTask(MaskedLMTask):
     # train_step/optimizer_step below apply the importance update (models/ refuses other tasks)
     feeds_token_importance = True
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        # fairseq-train sets up the task before it builds (and shards) the model; loading a
+        # checkpoint (from_checkpoint) trains nothing, so its saved flags are not checked
+        root = cfg._get_parent() if hasattr(cfg, "_get_parent") else None
+        if root is not None and not kwargs.get("from_checkpoint"):
+            check_ddp_backend(root.distributed_training.ddp_backend)
+        return super().setup_task(cfg, **kwargs)
 
     def __init__(self, cfg, dictionary=None):
         super().__init__(cfg, dictionary)
