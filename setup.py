@@ -11,6 +11,7 @@ COMMANDS = {
     "export": "export_checkpoint",
     "import-hf": "import_hf",
     "benchmark": "benchmark",
+    "compare-runs": "compare_runs",
 }
 
 setup(
@@ -29,6 +30,7 @@ setup(
         "numpy",
         "sentencepiece",
         "tensorboard",
+        "matplotlib",  # compare_runs' curves (Agg backend, no display)
     ],
     entry_points={
         "console_scripts": [f"fairseq-tokendrop-{name} = fairseq_tokendrop.cli.{module}:main"

@@ -22,8 +22,10 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from ..flags import check_sctd_args
+from ..method.flops import training_update_macs
 from ..method.importance import find_token_importance
 from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
+from ..method.token_selection import num_kept
 
 
 @dataclass
@@ -35,6 +37,16 @@ class MaskedLmTokenDropConfig(FairseqDataclass):
         "help": "ScTD: weight a of the full-model MLM loss: (1-a)*L_drop + a*L_full"})
     sctd_kl_weight: float = field(default=0.05, metadata={
         "help": "ScTD: weight of each KL term (local and global)"})
+
+
+def update_macs(model, src_tokens: Tensor, masked: Tensor, full_pass: bool) -> Tensor:
+    """Training MACs of this batch (``flops.training_update_macs``) at its real padded
+    length, kept count and masked count; a tensor, so logging it needs no host sync."""
+    args, encoder = model.args, model.encoder
+    batch, seq_len = src_tokens.shape
+    kept = num_kept(seq_len, encoder.drop_fraction, encoder.keep_k)
+    return training_update_macs(args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
+                                encoder.lm_head.weight.size(0), batch, seq_len, kept, masked.sum(), full_pass)
 
 
 class MlmPass(NamedTuple):
@@ -84,7 +96,10 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
             "kept_tokens": drop.extra["kept_tokens"],
             "tokens": drop.extra["tokens"],
         }
-        if model.training and is_sctd_update(model.num_updates, self.cfg.sctd_interval):
+        full_pass = model.training and is_sctd_update(model.num_updates, self.cfg.sctd_interval)
+        if model.training:
+            logging_output["macs"] = update_macs(model, sample["net_input"]["src_tokens"], masked, full_pass)
+        if full_pass:
             full = self._mlm_pass(model, sample, masked, targets, drop_tokens=False)
             kl_local = cls_kl(full.extra["last_layer_input"][:, 0], drop.extra["last_layer_input"][:, 0])
             kl_global = cls_kl(full.extra["features"][:, 0], drop.extra["features"][:, 0])
@@ -111,6 +126,9 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         metrics.log_derived("ppl", lambda meters: 2 ** meters["loss"].avg)
         metrics.log_scalar("mlm_acc", total("mlm_correct") / max(sample_size, 1), sample_size, round=4)
         metrics.log_scalar("kept_frac", total("kept_tokens") / max(total("tokens"), 1), round=3)
+        macs = total("macs")
+        if macs:  # training only; one reduce per update, so the log window's mean MACs per update
+            metrics.log_scalar("macs", macs)
         sctd_updates = total("sctd_updates")
         if sctd_updates:
             metrics.log_scalar("kl_local", total("kl_local") / sctd_updates, sctd_updates, round=4)

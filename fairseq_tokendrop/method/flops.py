@@ -79,3 +79,24 @@ def sctd_ideal_ratio(drop_ratio: float, interval: int) -> float:
     ``interval`` 0 means no ScTD (plain token dropping).
     """
     return drop_ratio + (1.0 / interval if interval > 0 else 0.0)
+
+
+# The backward pass costs two forwards, matmul for matmul (input and weight gradients).
+BACKWARD_FACTOR = 2
+
+
+def training_update_macs(layers: int, dim: int, ffn: int, vocab: int, batch: int, seq_len: int,
+                         kept: Optional[int], masked: int, full_pass: bool = False) -> int:
+    """Forward plus backward of one training batch: ``batch`` padded rows of ``seq_len``,
+    ``kept`` of them per row through the middle layers (None = all), ``masked``
+    MLM targets in the whole batch; ``full_pass`` adds ScTD's pass of the full model."""
+    forward = batch * encoder_macs(layers, dim, ffn, seq_len, kept) + mlm_head_macs(masked, dim, vocab)
+    if full_pass:
+        forward += batch * encoder_macs(layers, dim, ffn, seq_len) + mlm_head_macs(masked, dim, vocab)
+    return (1 + BACKWARD_FACTOR) * forward
+
+
+def equal_compute_updates(base_updates: int, ratio: float) -> int:
+    """Updates of a mode costing ``ratio`` of a baseline update that spend the
+    compute of ``base_updates`` baseline updates (rounded to the nearest update)."""
+    return round(base_updates / ratio)
