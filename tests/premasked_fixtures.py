@@ -42,7 +42,7 @@ def write_vocab(path, tokens):
     return path
 
 
-def make_examples(n, seed, max_length=None):
+def make_examples(n, seed, lengths=(8, L)):
     """BERT-style masked examples as the arrays a TFRecord holds (padded to L and P).
 
     Words are Zipf-distributed so a few updates already learn something, a
@@ -55,7 +55,7 @@ def make_examples(n, seed, max_length=None):
     zipf = 1.0 / np.arange(1, words.size + 1)
     out = []
     for i in range(n):
-        length = int(rng.integers(8, (max_length or L) + 1))
+        length = int(rng.integers(lengths[0], lengths[1] + 1))
         ids = rng.choice(words, size=length, p=zipf / zipf.sum())
         ids[0] = SPECIALS["[CLS]"]
         ids[-1] = SPECIALS["[SEP]"]
@@ -65,7 +65,7 @@ def make_examples(n, seed, max_length=None):
             ids[cut] = SPECIALS["[SEP]"]
             segment[cut + 1:length] = 1
         candidates = [p for p in range(1, length) if ids[p] != SPECIALS["[SEP]"]]
-        k = int(rng.integers(1, P + 1))
+        k = min(int(rng.integers(1, P + 1)), len(candidates))
         positions = np.sort(rng.choice(candidates, size=k, replace=False))
         labels = ids[positions].copy()
         masked = ids.copy()
@@ -227,8 +227,8 @@ def write_producer(directory, producer, examples, edit=None):
 
 
 def producer_examples(producer, n, seed):
-    """Packed files hold short examples (several fit a row); the others examples up to L."""
-    return make_examples(n, seed, max_length=L // 2 if producer == "nvidia_packed" else None)
+    """Packed files hold short examples (2 or 3 fit a row of L); the others examples up to L."""
+    return make_examples(n, seed, lengths=(5, 10) if producer == "nvidia_packed" else (8, L))
 
 
 @pytest.fixture(scope="session")
@@ -281,3 +281,33 @@ def by_symbol(tokens, dictionary, ids):
     """WordPiece ids -> fairseq ids through the symbols' text: independent of the id map."""
     special = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}  # [PAD] is a word
     return np.array([dictionary.index(special.get(tokens[i], tokens[i])) for i in ids], dtype=np.int64)
+
+
+def converted_examples(dest, split):
+    """(input ids, masked positions, labels) of each converted example, back in WordPiece ids,
+    read with fairseq's own indexed-dataset reader and mapped through the symbols' text."""
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    tokens = vocab_tokens()
+    dictionary = Dictionary.load(str(dest / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    special = {"<s>": "[CLS]", "</s>": "[SEP]", "<unk>": "[UNK]", "<mask>": "[MASK]"}
+    wordpiece = {t: i for i, t in enumerate(tokens)}
+    to_wordpiece = lambda ids: [wordpiece[special.get(dictionary[i], dictionary[i])] for i in ids]  # noqa: E731
+    src, tgt = (MMapIndexedDataset(str(dest / f"{split}.{s}")) for s in ("src", "tgt"))
+    out = []
+    for i in range(len(src)):
+        target = tgt[i].numpy()
+        slots = np.flatnonzero(target != dictionary.pad())
+        out.append((to_wordpiece(src[i].tolist()), slots.tolist(), to_wordpiece(target[slots].tolist())))
+    return out
+
+
+def written_examples(examples):
+    """The same triples from the arrays a producer was given: what the conversion must give back."""
+    out = []
+    for ex in examples:
+        n, real = int(ex["input_mask"].sum()), ex["masked_lm_weights"] == 1
+        out.append((ex["input_ids"][:n].tolist(), ex["masked_lm_positions"][real].tolist(),
+                    ex["masked_lm_ids"][real].tolist()))
+    return out
