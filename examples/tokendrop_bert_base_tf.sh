@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Token-dropping BERT-base as in TF Model Garden (Hou et al., ACL 2022; the FineWeb recipe):
 # keep 256 of 512 tokens, importance beta 0.995, init 10.0, allow [UNK] [CLS] [SEP] [MASK],
-# deny [PAD]; RoBERTa-style packing (512-token blocks across documents = --sample-break-mode
-# none); global batch 512, AdamW lr 1e-4, linear warm-up 10k then linear decay to 0 at 1M.
+# deny [PAD], the tanh GELU of TF's BERT (--activation-fn gelu_accurate); RoBERTa-style packing
+# (512-token blocks across documents = --sample-break-mode none); global batch 512, AdamW lr 1e-4,
+# linear warm-up 10k then linear decay to 0 at 1M.
 #
 #   DATA_DIR=data-bin SAVE_DIR=ckpt NGPU=8 bash examples/tokendrop_bert_base_tf.sh
 # Differences from TF: fairseq masks 15% of tokens without the 76-per-sequence cap, and
@@ -24,7 +25,7 @@ mkdir -p "$SAVE_DIR"
 fairseq-train "$DATA_DIR" \
     --user-dir "$USER_DIR" \
     --task masked_lm_tokendrop --criterion masked_lm_tokendrop \
-    --arch tokendrop_roberta_base \
+    --arch tokendrop_roberta_base --activation-fn gelu_accurate \
     --sample-break-mode none --tokens-per-sample 512 \
     --token-keep-k 256 --token-importance-beta 0.995 --token-importance-init 10.0 \
     --token-allow-list "<unk>,<s>,</s>,<mask>" --token-deny-list "<pad>" \

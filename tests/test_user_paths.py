@@ -4,6 +4,7 @@
 import argparse
 import json
 import os
+import subprocess
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from fairseq.dataclass.initialize import add_defaults, hydra_init
 from fairseq.models import ARCH_CONFIG_REGISTRY
 from fairseq.trainer import Trainer
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from fairseq_tokendrop.flags import FlagError
 
@@ -95,16 +96,25 @@ def test_tiny_hydra_config_runs_from_another_directory_with_plain_overrides(data
     assert (scores[5:] != 10.0).sum() >= 5  # the importance update ran: nothing froze
 
 
-def test_bf16_through_hydra_runs_the_model_in_bf16_and_keeps_fp32_scores(data_bin, tmp_path):
-    hydra_init("tiny_cpu")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose("tiny_cpu", overrides=[
-            f"task.data={data_bin}", f"checkpoint.save_dir={tmp_path}", f"common.user_dir={USER_DIR}",
-            "common.bf16=true", "common.tpu=false", "model.dropout=0", "model.attention_dropout=0",
-            "model.token_importance_beta=0.9"])  # the BETA assert_step computes with
-    add_defaults(cfg)  # what fairseq-hydra-train does after composing
+def hydra_recipe_cfg(name, data_bin, *overrides):
+    """A config of examples/config/pretraining as fairseq-hydra-train composes it, in-process.
+
+    version_base 1.1: the hydra API fairseq itself calls (convert_namespace_to_omegaconf) is 1.1-era,
+    and a newer version base, once set, holds for the whole process.
+    """
+    hydra_init(name)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.1"):
+        cfg = compose(name, overrides=[f"task.data={data_bin}", f"common.user_dir={USER_DIR}", *overrides])
+    add_defaults(cfg)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def test_bf16_through_hydra_runs_the_model_in_bf16_and_keeps_fp32_scores(data_bin, tmp_path):
+    cfg = hydra_recipe_cfg("tiny_cpu", data_bin, f"checkpoint.save_dir={tmp_path}", "common.bf16=true",
+                           "common.tpu=false", "model.dropout=0", "model.attention_dropout=0",
+                           "model.token_importance_beta=0.9")  # the BETA assert_step computes with
     task = tasks.setup_task(cfg.task)
     task.load_dataset("train")
     trainer = Trainer(cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion))
@@ -115,3 +125,44 @@ def test_bf16_through_hydra_runs_the_model_in_bf16_and_keeps_fp32_scores(data_bi
     assert_step(trainer, [batch])  # fp32 scores, moved exactly as computed by hand from the bf16 model
     assert layer_dtypes and set(layer_dtypes) == {torch.bfloat16}
     assert trainer.model.encoder.sentence_encoder.embed_tokens.weight.dtype == torch.bfloat16
+
+
+def shell_recipe_cfg(script, tmp_path, data_bin, **env):
+    """The fairseq config of an examples/*.sh recipe: its fairseq-train command line, captured and parsed."""
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "fairseq-train").write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
+    (shim / "fairseq-train").chmod(0o755)
+    argv_out = tmp_path / "argv"
+    subprocess.run(["bash", REPO / "examples" / script], check=True, capture_output=True, env={
+        **os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "ARGV_OUT": str(argv_out),
+        "DATA_DIR": str(data_bin), "SAVE_DIR": str(tmp_path / "save"), **env})
+    argv = argv_out.read_bytes().decode().split("\0")[:-1]
+    return convert_namespace_to_omegaconf(parse(*argv))
+
+
+# what a recipe's command line sets apart from the training itself: paths, logging destinations
+NOT_COMPARED = {"data", "save_dir", "user_dir", "tensorboard_logdir", "restore_file", "log_file"}
+
+
+@pytest.mark.parametrize("yaml_name, script, env", [
+    ("sctd_roberta_large", "sctd_roberta_large.sh", {}),
+    ("tokendrop_bert_base_tf", "tokendrop_bert_base_tf.sh", {"NGPU": "8"}),  # 32 x 2 x 8 = 512
+])
+def test_hydra_recipes_equal_the_shell_recipes(tmp_path, data_bin, yaml_name, script, env):
+    shell = shell_recipe_cfg(script, tmp_path, data_bin, **env)
+    hydra = hydra_recipe_cfg(yaml_name, data_bin)
+    with open_dict(hydra.model):  # the arch fills in the rest, as build_model does on both routes
+        ARCH_CONFIG_REGISTRY[hydra.model._name](hydra.model)
+        ARCH_CONFIG_REGISTRY[shell.model.arch](shell.model)
+    for section in ("common", "checkpoint", "dataset", "distributed_training", "optimization", "task",
+                    "criterion", "optimizer", "lr_scheduler", "model"):
+        ours, theirs = (vars(c) if isinstance(c, argparse.Namespace) else OmegaConf.to_container(c)
+                        for c in (hydra[section], shell[section]))  # a CLI model section is a Namespace
+        # the CLI's model Namespace holds every flag of every section, so the model compares on ours
+        for key in sorted(set(ours) if section == "model" else set(ours) | set(theirs)):
+            if key in NOT_COMPARED or key == "distributed_world_size":
+                continue
+            assert ours.get(key) == theirs.get(key), f"{section}.{key}"
