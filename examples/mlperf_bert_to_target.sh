@@ -6,9 +6,15 @@
 #
 # MLPERF_DIR holds what MLPerf's data preparation produced:
 #   vocab.txt                 the WordPiece vocabulary (VOCAB=... to override)
-#   part-*                    training TFRecords, or academic-budget-bert/BiGS HDF5 shards (TRAIN_GLOB=...)
-#   eval_10k                  the 10,000-example eval set (EVAL_FILE=...)
+#   training shards           (TRAIN_GLOB=...) the first of these names that exists: part-* (MLPerf TF
+#                             reference), *.tfrecord-* (TF Model Garden), part_*_of_*.hdf5 (MLPerf PyTorch
+#                             reference part_N_of_2048, NVIDIA part_00000_of_04320), part_*_of_*.hdf
+#                             (NVIDIA variable length), part_[0-9]* (NVIDIA packed), train_shard_*.hdf5
+#                             (academic-budget-bert), *_training_*.hdf5 (NVIDIA DeepLearningExamples)
+#   the eval set              (EVAL_FILE=..., a file or a glob) the first of: eval_10k (TF),
+#                             part_eval_10k.hdf5 (HDF5 producers), test_shard_*.hdf5, *_test_*.hdf5
 #   checksums.md (optional)   the (file, size, md5) table; every file is verified first (CHECKSUMS=...)
+# The converter tells each file's layout from its content, whatever its name.
 # INIT_HF=DIR (optional): start from a Hugging Face BERT/RoBERTa directory (MLPerf starts from a
 #   checkpoint; convert its TF checkpoint to HF format once with transformers' converter). Its
 #   vocabulary must be the vocab.txt above.
@@ -20,8 +26,16 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
 OUT=${OUT:?set OUT to an output directory}
 VOCAB=${VOCAB:-$MLPERF_DIR/vocab.txt}
-TRAIN_GLOB=${TRAIN_GLOB:-$MLPERF_DIR/part-*}
-EVAL_FILE=${EVAL_FILE:-$MLPERF_DIR/eval_10k}
+first_match() {  # the first of these patterns under MLPERF_DIR that names a file (else the first one)
+    local pattern
+    for pattern in "$@"; do
+        if compgen -G "$MLPERF_DIR/$pattern" >/dev/null; then echo "$MLPERF_DIR/$pattern"; return; fi
+    done
+    echo "$MLPERF_DIR/$1"
+}
+TRAIN_GLOB=${TRAIN_GLOB:-$(first_match 'part-*' '*.tfrecord-*' 'part_*_of_*.hdf5' 'part_*_of_*.hdf' 'part_[0-9]*' \
+    'train_shard_*.hdf5' '*_training_*.hdf5')}
+EVAL_FILE=${EVAL_FILE:-$(first_match eval_10k part_eval_10k.hdf5 'test_shard_*.hdf5' '*_test_*.hdf5')}
 CHECKSUMS=${CHECKSUMS:-$MLPERF_DIR/checksums.md}
 TARGET=${TARGET:-0.720}
 EVAL_SAMPLES=${EVAL_SAMPLES:-mlperf}  # or a number of samples, for small trial runs
@@ -49,8 +63,9 @@ fi
 # shellcheck disable=SC2086
 has_split train || "$PYTHON" "$repo/scripts/convert_premasked.py" --vocab "$VOCAB" --destdir "$DATA" \
     --split train --workers "$WORKERS" $TRAIN_GLOB
+# shellcheck disable=SC2086
 has_split valid || "$PYTHON" "$repo/scripts/convert_premasked.py" --vocab "$VOCAB" --destdir "$DATA" \
-    --split valid --workers 1 "$EVAL_FILE"
+    --split valid --workers 1 $EVAL_FILE
 
 init=()
 if [ -n "${INIT_HF:-}" ]; then
