@@ -4,7 +4,9 @@ torch >= 2.6 defaults ``torch.load`` to ``weights_only=True``; fairseq's resume
 then stops at "Unsupported global: argparse.Namespace", and fairseq main
 answers by passing ``weights_only=False``, which runs whatever a pickle asks
 for. Instead we allowlist the few plain-data classes fairseq checkpoints
-carry. Anything else is still refused by torch.
+carry, and those of fairseq's broadcast of a checkpoint from rank 0 to the
+other data-parallel ranks (which unpickles it again). Anything else is still
+refused by torch.
 
 **Refusals, as one line.** torch refuses with a traceback that ends in advice
 for Python callers (``add_safe_globals``, ``weights_only=False``) that a
@@ -26,16 +28,35 @@ hand ``weights_only=False`` to fairseq's ``torch.load``, which only patching
 fairseq could do, and it could not be narrower than torch's.
 """
 import argparse
+import collections
 import os
 import pickle
 import sys
+import typing
 from typing import Optional
 
 import torch
+from fairseq.distributed.utils import _TensorPlaceholder
+from omegaconf import DictConfig, ListConfig
+from omegaconf.base import ContainerMetadata, Metadata
+from omegaconf.nodes import AnyNode
 
 from ..flags import ERROR_PREFIX
 
-SAFE_GLOBALS = [argparse.Namespace]
+# What a fairseq checkpoint file asks for: its cfg.model, as a legacy argparse.Namespace.
+CHECKPOINT_GLOBALS = [argparse.Namespace]
+# What fairseq's own broadcast of a loaded checkpoint to the other ranks asks for
+# (distributed_utils.broadcast_object: torch.save of the state with its tensors replaced by
+# _TensorPlaceholder, then torch.load on every other rank). The state then holds cfg as the
+# OmegaConf DictConfig that load_checkpoint_to_cpu made of the file's plain dict; an OmegaConf
+# node pickles as these classes, its type annotations (typing.Any, dict, list, int) and the
+# defaultdict of its flags. None of them runs code when unpickled: torch only calls their
+# constructors and __setstate__, which store fields. (An interpolation such as ${oc.env:X}
+# in a cfg value is no new door: load_checkpoint_to_cpu already makes the file's plain cfg
+# a DictConfig, interpolations included.)
+BROADCAST_GLOBALS = [_TensorPlaceholder, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
+                     typing.Any, dict, list, int, collections.defaultdict]
+SAFE_GLOBALS = CHECKPOINT_GLOBALS + BROADCAST_GLOBALS
 OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"
 
 

@@ -8,11 +8,26 @@ fairseq-train has no "stop at metric" switch and gives a task no handle on the
 trainer. What it does give a task: ``post_validate(model, stats, agg)`` on
 every rank after each validation, ``post_save(path, num_updates)`` on the rank
 that saved, and ``train_step`` before any collective of the next update. So:
-every rank records the crossing in ``post_validate``; the saving rank ends
-the run in ``post_save`` once the checkpoint of that update is on disk; every
-other rank ends at its next ``train_step``, before it could wait on a peer.
+every rank records the crossing in ``post_validate``; the saving rank writes
+the summary in ``post_save``, once the checkpoint of that update is on disk;
+every rank, the saving one included, ends at its next ``train_step``. If fairseq
+ends the run at that same validation (``--max-update``, the last epoch), there
+is no next ``train_step`` and every rank leaves through fairseq's own ending.
 That needs every validation to come with a save, which ``check_saves_follow_validation``
 enforces at start-up.
+
+Why no rank can wait on a peer that left (a hang under NCCL, "Connection closed
+by peer" under gloo): (1) every rank takes the same decision at the same update,
+since ``post_validate`` sees validation metrics that fairseq has already summed
+over all ranks, so ``mlm_acc`` is the same number everywhere; (2) after that
+validation the ranks run no collective until the next update (the save is file
+I/O on the saving rank; the epoch change builds iterators locally), and fairseq
+calls ``task.train_step`` for that update on every rank, a rank out of data
+included (with a dummy batch); (3) the exit is raised there before the forward
+(DDP's buffer broadcast), the backward (the gradient all-reduce) and the
+importance all-reduce. So either every rank exits at the same ``train_step``
+and none reaches the barrier that ends fairseq's ``distributed_main``, or no
+rank exits early and all of them meet in that barrier.
 """
 import json
 import logging
@@ -109,23 +124,21 @@ class StopAtTarget:
                         f"{self.reached['update']} after {self.reached['wall_s']:.1f} s")
 
     def after_save(self, checkpoint_path: str, num_updates: int) -> None:
-        """On the saving rank: record the result beside the checkpoint, then stop."""
+        """On the saving rank: record the result beside the checkpoint of the update that reached it."""
         if self.reached is None or num_updates != self.reached["update"]:
             return
         summary = dict(self.reached, checkpoint=checkpoint_path)
         path = os.path.join(os.path.dirname(checkpoint_path), "stop_at_mlm_acc.json")
         with atomic_path(path) as tmp, open(tmp, "w") as f:
             json.dump(summary, f, indent=2)
-        logger.info(f"stopping: target reached at update {num_updates}, checkpoint {checkpoint_path}")
-        raise SystemExit(0)
+        logger.info(f"target reached at update {num_updates}, checkpoint {checkpoint_path}")
 
     def before_update(self) -> None:
-        """On every other rank (and without saving): stop before the next update."""
+        """On every rank: once the target is reached, stop before the next update (see the module doc)."""
         if self.reached is None:
             return
         if self.no_save:
             logger.info("stopping: target reached (--no-save, no checkpoint written)")
         else:
-            logger.info(f"stopping: target reached at update {self.reached['update']}; "
-                        "the saving rank wrote its checkpoint")
+            logger.info(f"stopping: target reached at update {self.reached['update']}")
         raise SystemExit(0)

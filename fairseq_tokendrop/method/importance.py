@@ -20,10 +20,18 @@ Departures from both reference implementations, on purpose:
 The scores are not a parameter or buffer: ``model.half()`` would cast a buffer,
 and a stock ``roberta_base`` loads its state dict strictly. They travel in the
 state dict's module-local metadata instead (``state_dict._metadata``), which
-torch and fairseq carry through saving, broadcasting and loading, and which
-stock loaders ignore.
+``torch.save``/``torch.load`` keep and stock loaders ignore. fairseq's rank-0
+broadcast of a checkpoint does not keep it; ``checkpoints.scores_after_broadcast``
+brings the scores back on every rank.
+
+The random strategy (random-LTD-style baseline) draws its noise from a generator
+seeded by (``--seed``, update, global micro-batch index), not from torch's global
+RNG, which fairseq seeds alike on every rank: each micro-batch of each rank gets
+its own noise, the same noise one process would draw for the same batch over the
+union of the ranks' batches, and a resumed run draws what an uninterrupted one does.
 """
-from typing import Iterable, Optional
+import hashlib
+from typing import Iterable, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -46,9 +54,14 @@ class TokenImportance(nn.Module):
         allow_ids: Iterable[int],
         deny_ids: Iterable[int],
         init_scores: Optional[Tensor] = None,
+        seed: int = 1,
     ):
         super().__init__()
         self.beta = beta
+        self.seed = seed
+        self.num_updates = 0  # set by fairseq before every micro-batch (set_num_updates)
+        self._noise_step, self._noise_draws = None, 0
+        self.missing_from_last_load = False  # a state dict without scores was loaded (fairseq's broadcast)
         self.pin_value = torch.zeros(vocab_size)
         self.pinned = torch.zeros(vocab_size, dtype=torch.bool)
         for ids, value in ((list(deny_ids), -PIN), (list(allow_ids), PIN)):
@@ -83,10 +96,26 @@ class TokenImportance(nn.Module):
         self._follow(tokens.device)
         return self.scores[tokens]
 
+    def set_num_updates(self, num_updates: int) -> None:
+        self.num_updates = num_updates
+
     def random_scores(self, tokens: Tensor) -> Tensor:
-        """Uniform random scores with the allow/deny pins kept (random-LTD-style baseline)."""
+        """Uniform random scores with the allow/deny pins kept (random-LTD-style baseline).
+
+        The i-th draw of an update on data-parallel rank r of W is global micro-batch
+        ``i*W + r``: fairseq hands batch ``b`` of the shuffled epoch to rank ``b % W`` and
+        groups each rank's consecutive ``--update-freq`` batches, so that is the index
+        the same batch has for one process with ``--update-freq`` x W.
+        """
         self._follow(tokens.device)
-        noise = torch.rand(tokens.shape, device=tokens.device)
+        if self._noise_step != self.num_updates:
+            self._noise_step, self._noise_draws = self.num_updates, 0
+        rank, world = _data_parallel_rank_and_size()
+        index = self._noise_draws * world + rank
+        self._noise_draws += 1
+        generator = torch.Generator(device=tokens.device)
+        generator.manual_seed(noise_seed(self.seed, self.num_updates, index))
+        noise = torch.rand(tokens.shape, device=tokens.device, generator=generator)
         return torch.where(self.pinned[tokens], self.pin_value[tokens], noise)
 
     @torch.no_grad()
@@ -173,7 +202,8 @@ class TokenImportance(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
-        if METADATA_KEY in local_metadata:
+        self.missing_from_last_load = METADATA_KEY not in local_metadata
+        if not self.missing_from_last_load:
             self.set(local_metadata[METADATA_KEY])
 
 
@@ -203,6 +233,21 @@ def _data_parallel_group():
 
     group = distributed_utils.get_data_parallel_group()
     return group, distributed_utils.get_world_size(group)
+
+
+def _data_parallel_rank_and_size() -> Tuple[int, int]:
+    group, world = _data_parallel_group()
+    if world == 1:
+        return 0, 1
+    from fairseq.distributed import utils as distributed_utils
+
+    return distributed_utils.get_rank(group), world
+
+
+def noise_seed(seed: int, num_updates: int, micro_batch: int) -> int:
+    """A 63-bit generator seed for one micro-batch's noise; distinct inputs give unrelated seeds."""
+    digest = hashlib.blake2b(f"{seed},{num_updates},{micro_batch}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def get_token_importance(model: nn.Module) -> Tensor:

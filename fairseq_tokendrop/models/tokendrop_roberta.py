@@ -85,6 +85,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
             allow_ids=symbol_ids("--token-allow-list", args.token_allow_list, dictionary),
             deny_ids=symbol_ids("--token-deny-list", args.token_deny_list, dictionary),
             init_scores=load_init_scores(init, len(dictionary)) if init else None,
+            seed=getattr(args, "seed", 1),  # the random strategy's noise (fairseq-train always sets it)
         )
 
     def build_encoder(self, args, dictionary, embed_tokens):

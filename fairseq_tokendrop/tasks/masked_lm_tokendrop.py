@@ -18,6 +18,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from . import trainer_steps
+from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..flags import FlagError, check_criterion_feeds_importance, check_ddp_backend
 from ..data.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
@@ -76,6 +77,10 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         super().begin_epoch(epoch, model)
         if not self.mlperf_schedule_applied:
             self.mlperf_schedule_applied = True
+            tracker = getattr(model, "token_importance", None)  # None for a stock roberta under this task
+            root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
+            if tracker is not None and root is not None:  # the checkpoint was loaded; no update yet
+                restore_scores_lost_in_broadcast(tracker, root.checkpoint, next(model.parameters()).device)
             if self.cfg.stop_at_mlm_acc or self.cfg.eval_interval_samples:
                 self.stop_at_target = self._schedule_mlperf_eval()
 

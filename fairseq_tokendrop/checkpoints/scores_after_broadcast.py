@@ -1,0 +1,69 @@
+"""Token-importance scores across fairseq's rank-0 load-and-broadcast of a checkpoint.
+
+With more than one data-parallel rank, ``Trainer.load_checkpoint`` reads the file
+on rank 0 only (unless ``--load-checkpoint-on-all-dp-ranks``) and sends it with
+``distributed_utils.broadcast_object``, which rebuilds every dict as a plain one:
+``state_dict._metadata``, where the scores ride, is gone on every rank, rank 0
+included. Only the state dict's keys reach the model, and a key would break the
+strict load into stock ``--arch roberta_base``. So the model notes that it was
+loaded without scores (``TokenImportance.missing_from_last_load``, alike on every
+rank, as every rank got the same broadcast), and before the first update rank 0
+reads the scores from the file fairseq loaded and broadcasts them: one tensor, no
+pickle. Nodes without a shared filesystem are fine: only rank 0 reads.
+"""
+import os
+from typing import Optional
+
+import torch
+from fairseq.file_io import PathManager
+
+from ..method.importance import METADATA_KEY, TokenImportance, _data_parallel_group
+
+
+def loaded_checkpoint_path(checkpoint_cfg) -> Optional[str]:
+    """The file ``fairseq.checkpoint_utils.load_checkpoint`` chose, if any.
+
+    Its rule (fairseq main, mid-2025): a non-default ``--restore-file`` as given; else
+    ``SAVE_DIR/checkpoint_last.pt`` if it exists, else ``--continue-once`` or
+    ``--finetune-from-model``. Asked before the first save, so checkpoint_last.pt
+    exists now exactly when it did at the load.
+    """
+    cp = checkpoint_cfg
+    suffix = cp.checkpoint_suffix or ""
+    if cp.restore_file != "checkpoint_last.pt":
+        return cp.restore_file.replace(".pt", suffix + ".pt") if suffix else cp.restore_file
+    last = os.path.join(cp.save_dir, f"checkpoint_last{suffix}.pt")
+    if PathManager.exists(last):
+        return last
+    return getattr(cp, "continue_once", None) or cp.finetune_from_model
+
+
+def saved_scores(path: str) -> Optional[torch.Tensor]:
+    """The scores a checkpoint file carries in its model state dict's metadata, or None."""
+    # mmap: only the pages of what is read here come off the disk, not the whole state
+    state = torch.load(PathManager.get_local_path(path), map_location="cpu", mmap=True, weights_only=True)
+    metadata = getattr(state.get("model"), "_metadata", None) or {}
+    found = [entry[METADATA_KEY] for entry in metadata.values() if METADATA_KEY in entry]
+    return found[0].clone() if len(found) == 1 else None
+
+
+def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, device: torch.device) -> None:
+    """On every rank, after fairseq's checkpoint load and before the first update.
+
+    A collective only when the load lost the scores, which every rank knows alike.
+    """
+    group, world = _data_parallel_group()
+    if world == 1 or not tracker.missing_from_last_load:
+        return
+    tracker.missing_from_last_load = False
+    from fairseq.distributed import utils as distributed_utils
+
+    found = torch.zeros(1 + tracker.scores.numel(), device=device)  # [has scores, scores...]
+    if distributed_utils.get_rank(group) == 0:
+        path = loaded_checkpoint_path(checkpoint_cfg)
+        scores = saved_scores(path) if path is not None and PathManager.exists(path) else None
+        if scores is not None:
+            found[0], found[1:] = 1.0, scores.to(device)
+    distributed_utils.broadcast(found, src=0, group=group)
+    if found[0].item() == 1.0:
+        tracker.set(found[1:])
