@@ -62,6 +62,7 @@ def test_table_numbers_match_the_hand_computation(runs, tmp_path, capsys):
     base, drop = summary["modes"]
     assert base["seeds"] == ["baseline_seed1", "baseline_seed2"] and drop["mode"] == "drop"
     assert base["train_macs"]["mean"] == pytest.approx(2500) and drop["train_macs"]["mean"] == pytest.approx(2700)
+    assert drop["train_macs_vs_baseline"] == pytest.approx(2700 / 2500)
     # first validation >= 0.3: baseline at updates 20 / 20 (3000 and 2000 MACs, wall 40 and 20);
     # drop at 40 (2000 MACs, wall 20) and 24 (1200 MACs, wall 12)
     hit = base["to_target"]

@@ -31,6 +31,7 @@ points inside the range all seeds cover), shaded mean +- one sd.
 """
 import argparse
 import json
+import logging
 import re
 import statistics
 import sys
@@ -176,6 +177,7 @@ def summarize(modes: Dict[str, List[Run]], baseline: str, target: Optional[float
         row = {"mode": mode, "seeds": [r.name for r in runs],
                "updates": spread([r.updates for r in runs]),
                "train_macs": spread([r.train_macs for r in runs]),
+               "train_macs_vs_baseline": statistics.mean(r.train_macs for r in runs) / base_macs,
                "wall_s": spread([r.wall for r in runs]),
                "valid_mlm_acc_at_baseline_macs": spread(
                    [a for a in (acc_at(r, base_macs) for r in runs) if a is not None]),
@@ -199,12 +201,13 @@ def fmt(stat: dict, spec: str) -> str:
 
 def table(summary: dict) -> str:
     target = summary["target"]
-    header = ["mode", "seeds", "updates", "train MACs", "acc@base MACs", "final acc"]
+    header = ["mode", "seeds", "updates", "train MACs", "vs base", "acc@base MACs", "final acc"]
     if target is not None:
         header += [f"MACs to {target:g}", "updates", "wall s", "reached"]
     lines = [header]
     for row in summary["modes"]:
         line = [row["mode"], str(len(row["seeds"])), fmt(row["updates"], ".0f"), fmt(row["train_macs"], ".3e"),
+                f"{row['train_macs_vs_baseline']:.3f}",
                 fmt(row["valid_mlm_acc_at_baseline_macs"], ".4f"), fmt(row["final_valid_mlm_acc"], ".4f")]
         if target is not None:
             hit = row["to_target"]
@@ -230,22 +233,28 @@ def mean_curve(runs: List[Run], field: str):
 
 
 def plot(modes: Dict[str, List[Run]], summary: dict, path: Path) -> None:
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug through
     import matplotlib
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
+    top = max(r.train_macs for runs in modes.values() for r in runs)
+    scale, unit = next((10.0 ** p, name) for p, name in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (0, ""))
+                       if top >= 10.0 ** p)
     fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI)
     for ax, field, label in ((axes[0], "mlm_acc", "valid mlm_acc"), (axes[1], "loss", "valid loss (base 2)")):
         for mode, runs in modes.items():
             grid, means, sds = mean_curve(runs, field)
+            grid = [x / scale for x in grid]
             line, = ax.plot(grid, means, marker=".", label=f"{mode} ({len(runs)} seed{'s' * (len(runs) > 1)})")
             if len(runs) > 1:
                 ax.fill_between(grid, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.axvline(summary["baseline_train_macs"], color="grey", linestyle=":", linewidth=1)
+        ax.axvline(summary["baseline_train_macs"] / scale, color="grey", linestyle=":", linewidth=1,
+                   label=f"{summary['baseline']}'s total")
         if field == "mlm_acc" and summary["target"] is not None:
             ax.axhline(summary["target"], color="grey", linestyle="--", linewidth=1)
-        ax.set_xlabel("cumulative training MACs (matmul, forward + backward)")
+        ax.set_xlabel(f"cumulative training {unit}MACs (matmul, forward + backward)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize="small")

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Baseline, importance token dropping (Hou et al. 2022), ScTD (Zhong et al. 2023, F=10) and random
+# dropping at EQUAL TRAINING COMPUTE, several seeds each, then compare_runs' table and curves.
+#
+#   bash examples/study.sh                          # the embedded stdlib corpus, 4 modes x 3 seeds
+#   DATA_BIN=data-bin OUT=study_big BASE_UPDATES=20000 LAYERS=12 DIM=768 FFN=3072 HEADS=12 T=512 B=32 \
+#       bash examples/study.sh
+#
+# The baseline is this model with --token-drop 0 (exactly stock RoBERTa) under the same criterion,
+# so every run logs its matmul MACs (fairseq_tokendrop/method/flops.py). The baseline trains
+# BASE_UPDATES updates; every other mode gets the updates that cost the same MACs by the same count
+# (expected masked count 0.15*T per sequence), so token dropping gets its extra updates. Each run
+# decays its learning rate over its own updates (warmup WARMUP_FRAC of them) and validates
+# VALIDATIONS times. Runs are named MODE_seedK (compare_runs' grouping rule); a finished run
+# (its train.log says "done training") is kept, so a killed study resumes where it stopped.
+# JOBS runs at a time with THREADS threads each. Outputs in OUT: the runs, tb/, curves.png, results.json.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${TOKENDROP_VENV:-$repo/.venv}"
+py="$venv/bin/python"
+out="${OUT:-$repo/study_out}"
+modes="${MODES:-baseline importance sctd random}"
+seeds="${SEEDS:-1 2 3}"
+base_updates="${BASE_UPDATES:-600}"
+layers="${LAYERS:-6}" dim="${DIM:-128}" ffn="${FFN:-512}" heads="${HEADS:-2}"
+tokens="${T:-64}" batch="${B:-32}" lr="${LR:-3e-3}" warmup_frac="${WARMUP_FRAC:-0.1}"
+drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-10}"
+log_interval="${LOG_INTERVAL:-10}" valid_steps="${VALID_STEPS:-50}" target="${TARGET:-}"
+jobs="${JOBS:-2}" threads="${THREADS:-1}"
+mkdir -p "$out"
+cd "$repo"
+# Keep freed memory in the process, as CUDA's caching allocator does (README, Speed).
+export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-1073741824}"
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1073741824}"
+
+data="${DATA_BIN:-}"
+if [ -z "$data" ]; then
+    data="$out/data-bin"
+    echo "== corpus: docstrings of the Python standard library -> $data" >&2
+    [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus"
+    "$py" scripts/prepare_corpus.py --train "$out/corpus/train.txt" --valid "$out/corpus/valid.txt" \
+        --destdir "$data" --vocab-size "${VOCAB:-1000}" --workers 2
+fi
+[ -f "$data/dict.txt" ] || { echo "study: error: DATA_BIN=$data has no dict.txt (a fairseq-preprocess output?)" >&2; exit 1; }
+
+mode_flags() {
+    case "$1" in
+        baseline) echo "--token-drop 0" ;;
+        importance) echo "--token-drop $drop" ;;
+        sctd) echo "--token-drop $drop --sctd-interval $sctd_interval" ;;
+        random) echo "--token-drop $drop --token-drop-strategy random" ;;
+        *) echo "study: error: MODES: unknown mode '$1' (baseline, importance, sctd, random)" >&2; return 1 ;;
+    esac
+}
+
+# Updates per mode at the baseline's compute: dict.txt plus <s> <pad> </s> <unk> <mask> is the vocabulary.
+updates_for() {  # fairseq's import-time INFO lines are dropped, errors pass
+    "$py" - "$1" 2> >(grep -v "^INFO:" >&2) <<EOF
+import sys
+from fairseq_tokendrop.method import flops
+from fairseq_tokendrop.method.token_selection import num_kept
+mode, T = sys.argv[1], $tokens
+kept = T if mode == "baseline" else num_kept(T, $drop, 0)
+ratio = flops.ideal_ratio($layers, $dim, $ffn, T, kept, masked=round(0.15 * T), vocab=$(wc -l < "$data/dict.txt") + 5)
+if mode == "sctd":
+    ratio = flops.sctd_ideal_ratio(ratio, $sctd_interval)
+print(flops.equal_compute_updates($base_updates, ratio))
+EOF
+}
+
+train() {  # mode seed
+    local mode=$1 seed=$2 name="$1_seed$2" updates flags
+    local dir="$out/$name"
+    if grep -qs "done training" "$dir/train.log"; then
+        echo "== $name: done already, kept" >&2; return 0
+    fi
+    flags=$(mode_flags "$mode")
+    updates=$(updates_for "$mode")
+    local warmup
+    warmup=$("$py" -c "print(round($updates * $warmup_frac))")
+    local valid_every=$(( (updates / validations + log_interval - 1) / log_interval * log_interval ))
+    echo "== $name: $updates updates ($flags), validating every $valid_every" >&2
+    rm -rf "$dir" "$out/tb/$name"
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=$threads "$venv/bin/fairseq-train" "$data" --user-dir fairseq_tokendrop \
+        --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch tokendrop_roberta_base \
+        --encoder-layers "$layers" --encoder-embed-dim "$dim" --encoder-ffn-embed-dim "$ffn" \
+        --encoder-attention-heads "$heads" $flags \
+        --sample-break-mode none --tokens-per-sample "$tokens" --max-positions "$tokens" --batch-size "$batch" \
+        --optimizer adam --adam-betas "(0.9, 0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
+        --lr "$lr" --lr-scheduler polynomial_decay --warmup-updates "$warmup" --total-num-update "$updates" \
+        --max-update "$updates" --validate-interval-updates "$valid_every" --no-save \
+        --max-valid-steps "$valid_steps" --seed "$seed" \
+        --num-workers 0 --log-format json --log-interval "$log_interval" --no-progress-bar \
+        --tensorboard-logdir "$out/tb/$name" --save-dir "$dir" > "$dir/train.log" 2>&1 \
+        || { echo "study: $name failed, see $dir/train.log" >&2; return 1; }
+    echo "== $name: done, $(grep '| valid |' "$dir/train.log" | tail -1 | grep -oE '"valid_mlm_acc": "[^"]*"')" >&2
+}
+
+runs=()
+for seed in $seeds; do
+    for mode in $modes; do
+        mode_flags "$mode" > /dev/null
+        runs+=("$out/${mode}_seed$seed")
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || exit 1; done
+        train "$mode" "$seed" &
+    done
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || exit 1; done
+
+echo "== compare_runs" >&2
+"$py" scripts/compare_runs.py --runs "${runs[@]}" ${target:+--target "$target"} \
+    --plot "$out/curves.png" --json "$out/results.json"
