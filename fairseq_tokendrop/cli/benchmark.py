@@ -26,6 +26,10 @@ full pass, and under right-skewed noise the median of a sum exceeds the sum
 of the medians (on the dev machine a median-based check read 0.02-0.05
 higher at F=5).
 
+After the timed steps, one more step per mode runs under the profiler to
+record which SDPA backend (flash, memory-efficient, cuDNN, math) each kind of
+layer used (``attention_backends``); it is not timed.
+
 On cpu the process CPU time of each step is recorded too: time the process
 was descheduled by other load does not count there, so its ratio separates
 the model's cost from the machine's noise. Also on cpu, glibc is told to keep
@@ -53,6 +57,7 @@ import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from fairseq_tokendrop.method import flops
+from fairseq_tokendrop.cli.attention_backends import describe, observed_backends
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.method.importance import find_token_importance
@@ -174,6 +179,7 @@ class Mode:
         self.num_updates = 0  # as fairseq's trainer: the first update is number 0
         self.times, self.cpu_times, self.updates = [], [], []
         self.peak_mem = self.step_mem = None
+        self.attention_backends = None
 
     def step(self, sample):
         self.model.train()
@@ -300,6 +306,7 @@ def summarise(args, modes, masked_per_row, dims):
                            ideal["sctd_ratio"] if m.name == "sctd" else drop_ratio,
             "cpu_times_s": m.cpu_times or None,
             "cpu_median_s": step_statistic(m.cpu_times, m.updates, m.sctd_interval) if m.cpu_times else None,
+            "attention_backends": m.attention_backends,
         }
     base = results["baseline"]
     for r in results.values():
@@ -389,6 +396,9 @@ def main(argv=None):
         shift = r % len(modes)  # rotate the order so no mode always follows the same one
         for mode in modes[shift:] + modes[:shift]:
             run_steps(mode, samples, 1, args.device, record=True)
+    for mode in modes:
+        mode.attention_backends = observed_backends(
+            lambda: run_steps(mode, samples, 1, args.device, record=False), args.seq_len)
 
     kept, ideal, results = summarise(args, modes, masked_per_row, dims)
     cuda = args.device == "cuda"
@@ -405,6 +415,8 @@ def main(argv=None):
     else:
         print(f"peak mem: n/a per mode on cpu (modes interleave in one process); "
               f"process peak RSS {process_peak / 2**20:.0f} MiB")
+    print("SDPA backend per kind of layer (full length / cross-attention / kept tokens): " + "; ".join(
+        f"{name} {describe(r['attention_backends'])}" for name, r in results.items()))
     print(f"ideal (MACs): encoder {ideal['encoder_ratio']:.4f}, with MLM head {ideal['with_head_ratio']:.4f}, "
           f"ScTD F={args.sctd_interval} {ideal['sctd_ratio']:.4f}")
     check = sctd_check(results, args.sctd_interval)
