@@ -23,7 +23,7 @@ modes="${MODES:-baseline importance sctd random}"
 seeds="${SEEDS:-1 2 3}"
 base_updates="${BASE_UPDATES:-600}"
 layers="${LAYERS:-6}" dim="${DIM:-128}" ffn="${FFN:-512}" heads="${HEADS:-2}"
-tokens="${T:-64}" batch="${B:-32}" lr="${LR:-3e-3}" warmup_frac="${WARMUP_FRAC:-0.1}"
+tokens="${T:-64}" batch="${B:-16}" lr="${LR:-1e-3}" warmup_frac="${WARMUP_FRAC:-0.1}"
 drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-10}"
 log_interval="${LOG_INTERVAL:-10}" valid_steps="${VALID_STEPS:-50}" target="${TARGET:-}"
 jobs="${JOBS:-2}" threads="${THREADS:-1}"
@@ -39,7 +39,7 @@ if [ -z "$data" ]; then
     echo "== corpus: docstrings of the Python standard library -> $data" >&2
     [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus"
     "$py" scripts/prepare_corpus.py --train "$out/corpus/train.txt" --valid "$out/corpus/valid.txt" \
-        --destdir "$data" --vocab-size "${VOCAB:-1000}" --workers 2
+        --destdir "$data" --vocab-size "${VOCAB:-4000}" --workers 2
 fi
 [ -f "$data/dict.txt" ] || { echo "study: error: DATA_BIN=$data has no dict.txt (a fairseq-preprocess output?)" >&2; exit 1; }
 

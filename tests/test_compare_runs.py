@@ -1,6 +1,11 @@
-"""compare_runs on hand-written fairseq JSON logs, against answers worked out by hand."""
+"""compare_runs on hand-written fairseq JSON logs, against answers worked out by hand; the MACs the
+criterion logs; examples/study.sh at equal compute."""
 import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy
 import pytest
@@ -10,7 +15,7 @@ from fairseq_tokendrop.cli import compare_runs
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.standalone import StandaloneTask
 
-from conftest import build_tokendrop, logged, random_tokens, run_cli, tiny_dictionary, train_flags
+from conftest import REPO, build_tokendrop, logged, random_tokens, run_cli, tiny_dictionary, train_flags
 
 
 def fairseq_line(kind, record):
@@ -184,3 +189,20 @@ def test_fairseq_log_windows_sum_to_the_per_update_macs(data_bin, tmp_path):
     for v in windowed.valid:
         expected = numpy.interp(v.updates, pinned, [cumulative[u] for u in pinned])
         assert v.macs == pytest.approx(expected, rel=1e-5), v
+
+
+def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
+    out = tmp_path / "study"
+    env = dict(os.environ, OUT=str(out), DATA_BIN=str(data_bin), MODES="baseline random", SEEDS="1",
+               BASE_UPDATES="20", LAYERS="4", DIM="32", FFN="64", HEADS="2", T="32", B="8",
+               VALIDATIONS="2", LOG_INTERVAL="5", VALID_STEPS="2", JOBS="2",
+               TOKENDROP_VENV=str(Path(sys.executable).parents[1]))
+    proc = subprocess.run(["bash", str(REPO / "examples" / "study.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {r["run"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    base, drop = runs["baseline_seed1"], runs["random_seed1"]
+    # 4 layers, 16 of 32 tokens through layers 1-2: a step costs about 0.76 of a full one
+    assert base["updates"] == 20 and 20 / 0.8 < drop["updates"] < 20 / 0.7
+    assert drop["train_macs"] / base["train_macs"] == pytest.approx(1, abs=0.05)
+    assert len(base["curve"]) >= 2 and (out / "curves.png").exists()
+    assert "baseline_seed1" in proc.stderr and proc.stdout.startswith("mode")
