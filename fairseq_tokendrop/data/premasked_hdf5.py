@@ -80,15 +80,15 @@ def _fixed(path, handle, vocab_size):
             raise RecordError.at(path, None, name, f"wrong shape: {arrays[name].shape}, expected "
                                                  f"{(rows, arrays[pair].shape[1])}")
     for start, block in _blocks(path, arrays, rows):
-        positions = block["masked_lm_positions"].astype(np.int64)
+        # the block stays in the file's dtypes (int16/int32): an int64 copy of 4,096 rows would be 4x larger
+        positions = block["masked_lm_positions"]
         after_padding = (np.cumsum(positions == 0, axis=1) > 0) & (positions != 0)
         bad = np.flatnonzero(after_padding.any(axis=1))
         if bad.size:
             raise RecordError.at(path, start + int(bad[0]), "masked_lm_positions",
                                  "a non-zero position follows a 0 (padding) slot")
         weights = (positions != 0).astype(np.float32)
-        ids, mask, segments, labels = (block[n].astype(np.int64) for n in
-                                       ("input_ids", "input_mask", "segment_ids", "masked_lm_ids"))
+        ids, mask, segments, labels = (block[n] for n in ("input_ids", "input_mask", "segment_ids", "masked_lm_ids"))
         for i in range(len(positions)):
             yield validate(path, start + i, ids[i], mask[i], segments[i], positions[i], labels[i], weights[i],
                            vocab_size)
