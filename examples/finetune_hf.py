@@ -26,7 +26,6 @@ import sys
 import sentencepiece
 import torch
 
-from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 
 FAIRSEQ_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 BOS, PAD, EOS, UNK = range(4)
@@ -113,7 +112,7 @@ def main(argv=None):
 
 
 def run(args):
-    transformers = import_transformers()
+    import transformers
     torch.manual_seed(args.seed)
     vocab = FairseqIds(args.model)
     train_rows, dev_rows = read_tsv(args.train), read_tsv(args.dev)

@@ -18,4 +18,9 @@ echo "setting up $venv (once) ..." >&2
 # multi-GB CUDA build, which a CPU machine does not need.
 "$venv/bin/pip" install -q "${TORCH_SPEC:-torch==2.13.0}"
 "$venv/bin/pip" install -q -e "$repo[test]"
+# ve-fairseq requires torchaudio, and pip resolves one built for another torch (2.11 for torch
+# 2.13): its extension cannot load, and transformers imports torchaudio whenever it is
+# installed, so even RobertaForMaskedLM fails to import. Nothing in fairseq's text tasks or
+# here uses audio, so the venv goes without it.
+"$venv/bin/pip" uninstall -q -y torchaudio
 echo "$want" > "$stamp"

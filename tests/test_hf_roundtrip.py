@@ -6,12 +6,11 @@ import torch
 from fairseq import checkpoint_utils
 
 from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, check_exportable
-from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 
 from conftest import random_tokens, run_cli, train_flags
 from conftest import load_script
 
-transformers = import_transformers()
+import transformers
 # The tiny dims of conftest.TINY_MODEL_FLAGS, so an import also restores into those fairseq-train runs.
 DIMS = dict(num_hidden_layers=4, hidden_size=32, intermediate_size=64, num_attention_heads=2,
             layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)

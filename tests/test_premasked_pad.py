@@ -11,7 +11,6 @@ import torch
 
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.checkpoints.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
-from fairseq_tokendrop.checkpoints.transformers_loader import import_transformers
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
 from conftest import TINY_DIMS, build_tokendrop
@@ -76,7 +75,7 @@ def test_the_model_embeds_attends_and_counts_positions_for_it(premasked):
 
 
 def test_the_hf_export_treats_it_as_a_token(premasked):
-    transformers = import_transformers()
+    import transformers
     _, dictionary = valid_batch(premasked)
     model = build_tokendrop(dictionary, seed=2).eval()
     dims = dict(encoder_layers=TINY_DIMS["encoder_layers"], encoder_embed_dim=TINY_DIMS["encoder_embed_dim"],
