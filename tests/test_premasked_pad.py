@@ -6,10 +6,14 @@ embedding, skipped by the positions, dropped first by token dropping). So [PAD] 
 of its own. The HF import side (an in-sequence [PAD] gives BERT's logits) is in test_hf_roundtrip.py.
 """
 import copy
+import json
+import shutil
 
+import pytest
 import torch
 
 from fairseq_tokendrop import get_token_importance
+from fairseq_tokendrop.flags import FlagError
 from fairseq_tokendrop.checkpoints.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
@@ -89,3 +93,15 @@ def test_the_hf_export_treats_it_as_a_token(premasked):
         expected = model(tokens)[0]
         got = hf(input_ids=tokens, attention_mask=torch.ones_like(tokens)).logits
     assert (got - expected).abs().max() <= 1e-4
+
+
+def test_data_converted_when_pad_was_padding_is_refused(premasked, tmp_path):
+    """A v1 dir stored in-sequence [PAD]s as <pad>: training on it would hide them, so it must be converted again."""
+    old = tmp_path / "bin"
+    shutil.copytree(premasked["dest"], old)
+    meta = json.loads((old / "premasked.json").read_text())
+    (old / "premasked.json").write_text(json.dumps({**meta, "version": 1}))
+    task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(old), tokens_per_sample=32, seed=1))
+    with pytest.raises(FlagError, match=r"premasked.json: written by another version of the converter \(v1, "
+                                        r"this one reads v2\): convert the data again"):
+        task.load_dataset("valid")

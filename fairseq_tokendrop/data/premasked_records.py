@@ -2,27 +2,24 @@
 
 Every reader yields :class:`MaskedExample` records, validated against the
 vocabulary, with every problem reported as one :class:`RecordError` line
-naming the file, the record and the field. The layouts
-(``premasked_tfrecord.py``, ``premasked_hdf5.py``):
+naming the file, the record and the field. The layouts (``premasked_tfrecord.py``,
+``premasked_hdf5.py``):
 
-=================  ==========================================================
-``tfrecord-v1``    TFRecord of ``tf.train.Example`` (MLPerf TF reference, TF
-                   Model Garden): ``input_ids``, ``input_mask``,
-                   ``segment_ids``, ``masked_lm_positions``,
-                   ``masked_lm_ids``, ``masked_lm_weights``,
-                   ``next_sentence_labels``
-``tfrecord-v2``    the same with Model Garden's ``--use_v2_feature_names``:
-                   ``input_word_ids``, ``input_type_ids``
-``tfrecord-gzip-*`` either of them written with ``--gzip_compress``
-``hdf5-fixed``     one fixed-length row per example (MLPerf PyTorch reference,
-                   NVIDIA fixed length, NVIDIA DeepLearningExamples,
-                   academic-budget-bert/BiGS): any integer dtype, any filter
-``hdf5-varlength`` NVIDIA MLPerf variable length: object (vlen) rows, no
-                   ``input_mask``
-``hdf5-packed``    NVIDIA MLPerf packed: vlen rows of up to 3 sequences with
-                   ``packed_input_len`` / ``packed_masked_lm_len``; each
-                   sequence becomes an example of its own
-=================  ==========================================================
+- ``tfrecord-v1``: TFRecord of ``tf.train.Example`` (MLPerf TF reference, TF
+  Model Garden): ``input_ids``, ``input_mask``, ``segment_ids``,
+  ``masked_lm_positions``, ``masked_lm_ids``, ``masked_lm_weights``,
+  ``next_sentence_labels``;
+- ``tfrecord-v2``: the same with Model Garden's ``--use_v2_feature_names``:
+  ``input_word_ids``, ``input_type_ids``;
+- ``tfrecord-gzip-v1`` / ``-v2``: either, written with ``--gzip_compress``;
+- ``hdf5-fixed``: one fixed-length row per example (MLPerf PyTorch reference,
+  NVIDIA fixed length, NVIDIA DeepLearningExamples, academic-budget-bert/BiGS):
+  any integer dtype, any filter;
+- ``hdf5-varlength``: NVIDIA MLPerf variable length: object (vlen) rows, no
+  ``input_mask``;
+- ``hdf5-packed``: NVIDIA MLPerf packed: vlen rows of up to 3 sequences with
+  ``packed_input_len`` / ``packed_masked_lm_len``; each sequence becomes an
+  example of its own.
 
 An HDF5 file is told by its signature, a GZIP TFRecord by the gzip magic bytes
 (and a first 12 bytes that are not a valid TFRecord length header), anything
