@@ -12,8 +12,11 @@
 # (expected masked count 0.15*T per sequence), so token dropping gets its extra updates. Each run
 # decays its learning rate over its own updates (warmup WARMUP_FRAC of them) and validates
 # VALIDATIONS times. Runs are named MODE_seedK (compare_runs' grouping rule); a finished run
-# (its train.log says "done training") is kept, so a killed study resumes where it stopped.
-# JOBS runs at a time with THREADS threads each. Outputs in OUT: the runs, tb/, curves.png, results.json.
+# (its train.log says "done training") is kept, so a killed study resumes where it stopped: delete
+# the run directories when you change a setting. JOBS runs at a time with THREADS threads each.
+# TARGET=A adds the compute to first reach valid mlm_acc A. The default size (3000 baseline updates)
+# is an estimate of 90 minutes on 2 dedicated cores, not a measurement (docs/study.md).
+# Outputs in OUT: the runs, tb/, curves.png, results.json.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TOKENDROP_VENV:-$repo/.venv}"
@@ -21,7 +24,7 @@ py="$venv/bin/python"
 out="${OUT:-$repo/study_out}"
 modes="${MODES:-baseline importance sctd random}"
 seeds="${SEEDS:-1 2 3}"
-base_updates="${BASE_UPDATES:-600}"
+base_updates="${BASE_UPDATES:-3000}"
 layers="${LAYERS:-6}" dim="${DIM:-128}" ffn="${FFN:-512}" heads="${HEADS:-2}"
 tokens="${T:-64}" batch="${B:-16}" lr="${LR:-1e-3}" warmup_frac="${WARMUP_FRAC:-0.1}"
 drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-10}"
