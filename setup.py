@@ -10,6 +10,7 @@ COMMANDS = {
     "eval-mlm-accuracy": "eval_mlm_accuracy",
     "export": "export_checkpoint",
     "import-hf": "import_hf",
+    "import-sctd": "import_sctd",
     "benchmark": "benchmark",
     "compare-runs": "compare_runs",
 }

@@ -9,6 +9,7 @@ from typing import List
 import torch
 from fairseq.utils import safe_getattr
 
+from .checkpoints.sctd_fork import score_vector
 from .method.importance import PIN
 from .method.token_dropping_encoder import MIN_LAYERS
 
@@ -159,10 +160,12 @@ def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
         raise FlagError(f"{flag}: no such file: {path}")
     except Exception as e:
         raise FlagError(f"{flag}: cannot read {path} as a saved tensor ({type(e).__name__}: {e})")
-    if not torch.is_tensor(scores) or scores.shape != (vocab_size,) or not scores.is_floating_point():
+    vector = score_vector(scores, vocab_size)  # ours [V], or the ScTD fork's [V, 1]
+    if vector is None:
         shape = tuple(scores.shape) if torch.is_tensor(scores) else type(scores).__name__
         raise FlagError(f"{flag}: {path} holds {shape}, expected a float tensor of shape "
-                        f"({vocab_size},), one score per dictionary entry")
+                        f"({vocab_size},) (or the ScTD fork's ({vocab_size}, 1)), one score per dictionary entry")
+    scores = vector
     if not torch.isfinite(scores).all():
         bad = int((~torch.isfinite(scores)).nonzero()[0])
         raise FlagError(f"{flag}: {path} holds a non-finite score (entry {bad}: {scores[bad].item()})")

@@ -54,6 +54,29 @@ def without_importance(state_dict: Mapping) -> "OrderedDict":
     return out
 
 
+# The model flags a converted checkpoint records, and fairseq-train must be given again.
+DIMENSION_FLAGS = {"encoder_layers": "--encoder-layers", "encoder_embed_dim": "--encoder-embed-dim",
+                   "encoder_ffn_embed_dim": "--encoder-ffn-embed-dim",
+                   "encoder_attention_heads": "--encoder-attention-heads", "max_positions": "--max-positions",
+                   "activation_fn": "--activation-fn"}
+
+
+def dimension_flags(model_args: Mapping) -> list:
+    return [str(a) for key, flag in DIMENSION_FLAGS.items() for a in (flag, model_args[key])]
+
+
+def training_cfg(data_dir: str, arch: str, model_args: Mapping, *extra_flags: str) -> dict:
+    """The cfg fairseq-train records for this model at update 0, parsed by fairseq itself."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    argv = [data_dir, "--task", "masked_lm_tokendrop", "--criterion", "masked_lm_tokendrop", "--arch", arch,
+            "--tokens-per-sample", str(model_args["max_positions"]), "--dropout", str(model_args["dropout"]),
+            "--attention-dropout", str(model_args["attention_dropout"]), *dimension_flags(model_args),
+            *extra_flags]
+    return plain(convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv)))
+
+
 def fresh_training_state(cfg: dict, model_state: Mapping, criterion_name: str,
                          num_updates: int = 0, extra_state: Optional[dict] = None) -> dict:
     """A checkpoint with no optimizer state: fairseq-train ``--restore-file`` starts from its weights."""

@@ -37,11 +37,10 @@ import numpy as np
 import torch
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
-from fairseq import options
 from fairseq.data import Dictionary
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, fresh_training_state, plain, without_importance
+from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
+                                                       training_cfg, without_importance)
 from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_model_args, hf_to_fairseq
 from fairseq_tokendrop.standalone import build_model
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, wordpiece_to_fairseq, write_dict_txt
@@ -50,10 +49,6 @@ PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
 ARCH = "tokendrop_roberta_base"
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 MASK = "<mask>"
-DIMENSION_FLAGS = {"encoder_layers": "--encoder-layers", "encoder_embed_dim": "--encoder-embed-dim",
-                   "encoder_ffn_embed_dim": "--encoder-ffn-embed-dim",
-                   "encoder_attention_heads": "--encoder-attention-heads", "max_positions": "--max-positions",
-                   "activation_fn": "--activation-fn"}
 
 
 def log(message):
@@ -129,19 +124,6 @@ def read_vocab(hf_dir, config):
     return dictionary, torch.from_numpy(perm)
 
 
-def training_cfg(out_dir, model_args):
-    """The cfg fairseq-train would record for this model at update 0 (parsed by fairseq itself)."""
-    argv = [out_dir, "--user-dir", PLUGIN_DIR, "--task", "masked_lm_tokendrop",
-            "--criterion", "masked_lm_tokendrop", "--arch", ARCH,
-            "--tokens-per-sample", str(model_args["max_positions"]),
-            "--dropout", str(model_args["dropout"]), "--attention-dropout", str(model_args["attention_dropout"])]
-    for key, flag in DIMENSION_FLAGS.items():
-        argv += [flag, str(model_args[key])]
-    cfg = plain(convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv)))
-    cfg["common"]["user_dir"] = None
-    return cfg
-
-
 def convert(hf_dir, out_dir):
     config = read_config(hf_dir)
     model_args, notes = fairseq_model_args(config)
@@ -156,10 +138,10 @@ def convert(hf_dir, out_dir):
     model.load_state_dict(state, strict=True)
     os.makedirs(out_dir, exist_ok=True)
     write_dict_txt(dictionary, os.path.join(out_dir, "dict.txt"))
-    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), model_args),
+    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args),
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
-    flags = " ".join(f"{flag} {model_args[key]}" for key, flag in DIMENSION_FLAGS.items())
+    flags = " ".join(dimension_flags(model_args))
     log(f"wrote {out_dir}/model.pt and {out_dir}/dict.txt. Train with:\n  fairseq-train DATA-BIN --user-dir "
         f"{PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
