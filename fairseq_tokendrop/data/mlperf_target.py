@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from typing import Optional
 
@@ -141,4 +142,26 @@ class StopAtTarget:
             logger.info("stopping: target reached (--no-save, no checkpoint written)")
         else:
             logger.info(f"stopping: target reached at update {self.reached['update']}")
-        raise SystemExit(0)
+        exit_now()
+
+
+def exit_now() -> None:
+    """End the process with status 0 from inside fairseq's training loop.
+
+    Not ``sys.exit``: fairseq's batch prefetcher (``BufferedIterator``) is a daemon
+    thread that may be inside torch code at this moment, and Python's finalization
+    kills such a thread where it stands, which aborts the process from C++
+    (SIGABRT, "terminate called without an active exception"). So do what a
+    finished process does except finalization: wait for fairseq's asynchronous
+    checkpoint writes, run the exit handlers (fairseq's tensorboard writers, logging),
+    flush, and leave.
+    """
+    import atexit
+
+    from fairseq.file_io import PathManager
+
+    PathManager.async_close()  # a no-op unless --write-checkpoints-asynchronously started writes
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,165 @@
+"""A job's whole life under data parallelism: two gloo ranks through stock ``fairseq-train``
+(torchrun, the README's command), stopped at a target, started from a checkpoint, killed and
+started again, and with a number of batches the ranks cannot share evenly.
+
+Each 2-rank run is checked against an uninterrupted 2-rank run (bit for bit, CPU) or against one
+process with ``--update-freq 2`` over the same batches (equal up to float summation order; see
+``test_distributed_train.py`` for why the batches are the same). The runs are shared:
+
+- ``stopped``: importance dropping, validation at each epoch end, ``--stop-at-mlm-acc`` reached
+  at the first validation (end of epoch 1): once where that is the run's last validation
+  (``--max-epoch 1``, an uninterrupted run to that update), once with an epoch to go.
+- ``finetuned``: random dropping + ScTD (interval 3) started with ``--finetune-from-model`` from
+  the first stopped run's checkpoint (scores far from their init), one epoch whose batch count is
+  odd (the last update has a dummy batch on rank 1). Against it: one process over the same
+  batches, and the same job SIGKILLed as a whole after its update-8 save, then started again
+  with the same command (so it resumes from checkpoint_last.pt).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, logged, run_cli, train_flags
+from test_fairseq_train import saved_scores
+
+COMMON = ["--token-drop", "0.5", "--sample-break-mode", "none", "--cpu", "--dropout", "0",
+          "--attention-dropout", "0", "--token-importance-beta", "0.8"]
+TWO_RANKS = ["--distributed-world-size", "2", "--distributed-backend", "gloo", "--distributed-init-method",
+             "env://", "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
+
+
+def two_rank_args(data_bin, save_dir, *extra, epoch_checkpoints=False):
+    flags = train_flags(data_bin, save_dir, *extra)
+    if epoch_checkpoints:
+        flags.remove("--no-epoch-checkpoints")
+    return ["--standalone", "--nproc-per-node", "2", "--no-python",
+            "sh", "-c", 'exec "$0" -m fairseq_cli.train "$@" --distributed-rank "$RANK"', sys.executable,
+            *flags, *TWO_RANKS]
+
+
+def two_ranks(data_bin, save_dir, *extra, **kw):
+    """Run the job; run_cli fails the test unless torchrun, i.e. every rank, exits 0."""
+    return run_cli("torch.distributed.run", *two_rank_args(data_bin, save_dir, *extra, **kw))
+
+
+def state(path):
+    ckpt = torch.load(path, weights_only=True)
+    return ckpt["model"], saved_scores(path), ckpt["optimizer_history"][-1]["num_updates"]
+
+
+def assert_same_state(a, b):
+    (params_a, scores_a, updates_a), (params_b, scores_b, updates_b) = state(a), state(b)
+    assert updates_a == updates_b
+    assert params_a.keys() == params_b.keys()
+    for key in params_a:
+        assert torch.equal(params_a[key], params_b[key]), key
+    assert torch.equal(scores_a, scores_b)
+
+
+# reached at the first validation whatever the accuracy there (about 0.09)
+STOP = [*COMMON, "--stop-at-mlm-acc", "0.0001"]
+
+
+@pytest.fixture(scope="session")
+def stopped(data_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stopped")
+    return dict(root=root, at_last=two_ranks(data_bin, root / "at_last", "--max-epoch", "1", *STOP),
+                mid_run=two_ranks(data_bin, root / "mid_run", "--max-epoch", "2", *STOP))
+
+
+@pytest.mark.parametrize("run", ["at_last", "mid_run"])
+def test_stop_at_target_exits_every_rank_once_the_checkpoint_is_written(stopped, run):
+    root, proc = stopped["root"], stopped[run]  # exit status 0 from both ranks (run_cli checked it)
+    out = proc.stdout + proc.stderr
+    update = int(logged(proc.stdout, "valid")[0]["valid_num_updates"])  # the end of epoch 1
+    assert [int(r["num_updates"]) for r in logged(proc.stdout)] == list(range(1, update + 1))
+    assert out.count(f"target reached at update {update}, checkpoint") == 1 and "closed by peer" not in out
+    assert ("stopping: target reached" in out) == (run == "mid_run")  # at_last: fairseq's own ending
+    summary = json.loads((root / run / "stop_at_mlm_acc.json").read_text())
+    assert summary["update"] == update and os.path.dirname(summary["checkpoint"]) == str(root / run)
+    # the run that stopped with an epoch to go saved what the uninterrupted run to that update saved
+    assert_same_state(root / "at_last" / "checkpoint_last.pt", summary["checkpoint"])
+    assert_same_state(root / "at_last" / "checkpoint_last.pt", root / run / "checkpoint_last.pt")
+
+
+SCTD_RANDOM = [*COMMON, "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3", "--token-drop-strategy",
+               "random", "--max-epoch", "1", "--disable-validation", "--save-interval-updates", "8"]
+KILL_AFTER = 8
+
+
+def process_tree(pid):
+    """``pid`` and all its descendants (torchrun starts each worker in a session of its own)."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        for task in os.listdir(f"/proc/{p}/task"):
+            with open(f"/proc/{p}/task/{task}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+    return tree
+
+
+def kill_job_after_save(args, update):
+    """Start the 2-rank job; once fairseq has logged the save of ``update``, SIGKILL torchrun and
+    both workers at once, as a preemption does. Returns torchrun's exit status."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", *map(str, args)]
+    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in job.stdout:
+            if f"@ {update} updates" in line and "Saved checkpoint" in line:
+                break
+    finally:
+        for pid in process_tree(job.pid) if job.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)  # all three were alive a moment ago: none exits by itself mid-run
+        job.wait()
+    return job.returncode
+
+
+@pytest.fixture(scope="session")
+def finetuned(data_bin, stopped, tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetuned")
+    checkpoint = stopped["root"] / "at_last" / "checkpoint_last.pt"
+    start = ["--finetune-from-model", checkpoint, *SCTD_RANDOM]
+    ranks = two_ranks(data_bin, root / "ranks", *start)
+    one = run_cli("fairseq_cli.train", *train_flags(data_bin, root / "one", *start, "--update-freq", "2"))
+    status = kill_job_after_save(two_rank_args(data_bin, root / "killed", *start), KILL_AFTER)
+    killed_last = state(root / "killed" / "checkpoint_last.pt")[2]
+    restarted = two_ranks(data_bin, root / "killed", *start)
+    return dict(root=root, ranks=ranks, one=one, kill_status=status, killed_last=killed_last,
+                restarted=restarted, start=checkpoint)
+
+
+def test_finetune_from_model_and_uneven_data_match_one_process(finetuned):
+    root = finetuned["root"]
+    two, one = logged(finetuned["ranks"].stdout), logged(finetuned["one"].stdout)
+    assert [r["num_updates"] for r in two] == [r["num_updates"] for r in one]
+    # an odd number of batches: the last update has one real batch, rank 1 a dummy batch
+    assert [r["bsz"] for r in two] == [r["bsz"] for r in one] == ["16"] * (len(one) - 1) + ["8"]
+    assert all(float(r["imp_rank_mismatch"]) == 0 for r in two)
+    # both started from the checkpoint's scores, not from --token-importance-init
+    assert two[0]["imp_mean"] == one[0]["imp_mean"] != "10"
+    params_two, scores_two, _ = state(root / "ranks" / "checkpoint_last.pt")
+    params_one, scores_one, _ = state(root / "one" / "checkpoint_last.pt")
+    for key in params_one:
+        # k_proj.bias has a zero gradient in exact arithmetic (softmax ignores a shift of all of a
+        # query's scores); what it gets is rounding noise, which Adam scales up to lr-sized steps
+        if not key.endswith("k_proj.bias"):
+            assert torch.allclose(params_two[key], params_one[key], rtol=1e-4, atol=1e-5), key
+    assert torch.allclose(scores_two, scores_one, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(scores_one, saved_scores(finetuned["start"]), rtol=1e-3, atol=1e-3)
+
+
+def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(finetuned):
+    root = finetuned["root"]
+    assert finetuned["kill_status"] == -signal.SIGKILL and finetuned["killed_last"] == KILL_AFTER
+    restarted = finetuned["restarted"]
+    assert f"Loaded checkpoint {root / 'killed' / 'checkpoint_last.pt'}" in restarted.stdout + restarted.stderr
+    assert int(logged(restarted.stdout)[0]["num_updates"]) == KILL_AFTER + 1
+    assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed" / "checkpoint_last.pt")
+    assert logged(finetuned["ranks"].stdout)[-1]["loss"] == logged(restarted.stdout)[-1]["loss"]
