@@ -108,6 +108,7 @@ def validate(path, record, input_ids, input_mask, segment_ids, positions, labels
 
 def read_premasked(path: str, vocab_size: int) -> Tuple[str, str, Iterator[MaskedExample]]:
     """(layout, what in the file told it, the validated examples) of one shard, read as it streams."""
+    # imported here: the readers import RecordError and validate from this module
     from .premasked_hdf5 import read_hdf5
     from .premasked_tfrecord import read_tfrecord
 
