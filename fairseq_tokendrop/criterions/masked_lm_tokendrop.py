@@ -9,8 +9,10 @@ objective's masked-LM part: L_drop, on ScTD updates ``(1-a) L_drop + a L_full``,
 the KL terms apart), ``loss_full`` (L_full, over the ScTD updates),
 ``mlm_acc`` (MLPerf's masked-LM accuracy: correct / masked), ``kept_frac``
 (non-padding tokens the middle layers saw / non-padding tokens),
-``kl_local``/``kl_global`` (per ScTD update) and the mean and spread of the
-unpinned importance scores.
+``kl_local``/``kl_global`` (per ScTD update), the mean and spread of the
+unpinned importance scores, and in training ``macs`` (the update's matmul
+multiply-accumulates, forward and backward, ScTD's full pass included: the
+x-axis of ``compare_runs``).
 """
 import math
 from dataclasses import dataclass, field
