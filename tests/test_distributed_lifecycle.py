@@ -9,11 +9,13 @@ process with ``--update-freq 2`` over the same batches (equal up to float summat
 - ``stopped``: importance dropping, validation at each epoch end, ``--stop-at-mlm-acc`` reached
   at the first validation (end of epoch 1): once where that is the run's last validation
   (``--max-epoch 1``, an uninterrupted run to that update), once with an epoch to go.
-- ``finetuned``: random dropping + ScTD (interval 3) started with ``--finetune-from-model`` from
-  the first stopped run's checkpoint (scores far from their init), one epoch whose batch count is
-  odd (the last update has a dummy batch on rank 1). Against it: one process over the same
-  batches, and the same job SIGKILLed as a whole after its update-8 save, then started again
-  with the same command (so it resumes from checkpoint_last.pt).
+- ``finetuned``: random dropping + ScTD (interval 3) started from the first stopped run's
+  checkpoint (scores far from their init) with ``--restore-file`` and the four reset flags, one
+  epoch whose batch count is odd (the last update has a dummy batch on rank 1). Against it: one
+  process started with ``--finetune-from-model`` (fairseq's name for the same four resets) over the
+  same batches, and a 2-rank job started with ``--finetune-from-model``, SIGKILLed as a whole after
+  its update-8 save, then started again with the same command (so it resumes from
+  checkpoint_last.pt).
 """
 import json
 import os
@@ -126,7 +128,8 @@ def finetuned(data_bin, stopped, tmp_path_factory):
     root = tmp_path_factory.mktemp("finetuned")
     checkpoint = stopped["root"] / "at_last" / "checkpoint_last.pt"
     start = ["--finetune-from-model", checkpoint, *SCTD_RANDOM]
-    ranks = two_ranks(data_bin, root / "ranks", *start)
+    ranks = two_ranks(data_bin, root / "ranks", "--restore-file", checkpoint, "--reset-optimizer",
+                      "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler", *SCTD_RANDOM)
     one = run_cli("fairseq_cli.train", *train_flags(data_bin, root / "one", *start, "--update-freq", "2"))
     status = kill_job_after_save(two_rank_args(data_bin, root / "killed", *start), KILL_AFTER)
     killed_last = state(root / "killed" / "checkpoint_last.pt")[2]
@@ -135,7 +138,7 @@ def finetuned(data_bin, stopped, tmp_path_factory):
                 restarted=restarted, start=checkpoint)
 
 
-def test_finetune_from_model_and_uneven_data_match_one_process(finetuned):
+def test_a_start_from_a_checkpoint_and_uneven_data_match_one_process(finetuned):
     root = finetuned["root"]
     two, one = logged(finetuned["ranks"].stdout), logged(finetuned["one"].stdout)
     assert [r["num_updates"] for r in two] == [r["num_updates"] for r in one]
@@ -156,6 +159,7 @@ def test_finetune_from_model_and_uneven_data_match_one_process(finetuned):
 
 
 def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(finetuned):
+    """The uninterrupted job is the --restore-file one: --finetune-from-model starts exactly like it."""
     root = finetuned["root"]
     assert finetuned["kill_status"] == -signal.SIGKILL and finetuned["killed_last"] == KILL_AFTER
     restarted = finetuned["restarted"]
