@@ -15,10 +15,12 @@ process with ``--update-freq 2`` over the same batches (equal up to float summat
   process started with ``--finetune-from-model`` (fairseq's name for the same four resets) over the
   same batches, and a 2-rank job started with ``--finetune-from-model``, SIGKILLed as a whole after
   its update-8 save, then started again with the same command (so it resumes from
-  checkpoint_last.pt).
+  checkpoint_last.pt), once with fairseq's rank-0 load and broadcast, once with
+  ``--load-checkpoint-on-all-dp-ranks``.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,9 +135,12 @@ def finetuned(data_bin, stopped, tmp_path_factory):
     one = run_cli("fairseq_cli.train", *train_flags(data_bin, root / "one", *start, "--update-freq", "2"))
     status = kill_job_after_save(two_rank_args(data_bin, root / "killed", *start), KILL_AFTER)
     killed_last = state(root / "killed" / "checkpoint_last.pt")[2]
+    shutil.copytree(root / "killed", root / "killed_all_ranks")
     restarted = two_ranks(data_bin, root / "killed", *start)
+    # the same restart with every rank reading the file itself (a shared filesystem), no broadcast
+    restarted_all = two_ranks(data_bin, root / "killed_all_ranks", *start, "--load-checkpoint-on-all-dp-ranks")
     return dict(root=root, ranks=ranks, one=one, kill_status=status, killed_last=killed_last,
-                restarted=restarted, start=checkpoint)
+                restarted=restarted, restarted_all=restarted_all, start=checkpoint)
 
 
 def test_a_start_from_a_checkpoint_and_uneven_data_match_one_process(finetuned):
@@ -167,3 +172,6 @@ def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(fi
     assert int(logged(restarted.stdout)[0]["num_updates"]) == KILL_AFTER + 1
     assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed" / "checkpoint_last.pt")
     assert logged(finetuned["ranks"].stdout)[-1]["loss"] == logged(restarted.stdout)[-1]["loss"]
+    restarted_all = finetuned["restarted_all"]
+    assert int(logged(restarted_all.stdout)[0]["num_updates"]) == KILL_AFTER + 1
+    assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed_all_ranks" / "checkpoint_last.pt")
