@@ -203,7 +203,7 @@ def table(summary: dict) -> str:
     target = summary["target"]
     header = ["mode", "seeds", "updates", "train MACs", "vs base", "acc@base MACs", "final acc"]
     if target is not None:
-        header += [f"MACs to {target:g}", "updates", "wall s", "reached"]
+        header += [f"MACs to {target:g}", "updates to it", "wall s to it", "reached"]
     lines = [header]
     for row in summary["modes"]:
         line = [row["mode"], str(len(row["seeds"])), fmt(row["updates"], ".0f"), fmt(row["train_macs"], ".3e"),
@@ -217,8 +217,8 @@ def table(summary: dict) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
                                enumerate(zip(line, widths))) for line in lines)
-    return (text + f"\nbaseline: {summary['baseline']}, total training MACs {summary['baseline_train_macs']:.4e} "
-            "(mean over seeds); mean±sd over seeds")
+    return (text + f"\nmean±sd over seeds; the baseline mode is {summary['baseline']!r}, its total training MACs "
+            f"{summary['baseline_train_macs']:.4e} (mean over seeds)")
 
 
 def mean_curve(runs: List[Run], field: str):
