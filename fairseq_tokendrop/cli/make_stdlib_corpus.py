@@ -1,4 +1,4 @@
-"""Build a small English pretraining corpus from the Python standard library.
+"""Build an English pretraining corpus from the docstrings of a Python install.
 
 Every Python install carries about 2 MB of human-written English: the
 docstrings of its standard library, plus pydoc's copy of the language
@@ -10,6 +10,12 @@ method or property) or one pydoc topic is one document. Code, doctests and
 fragments are filtered out; on CPython 3.11 about 1 MB of prose remains
 (13,000 sentences in 5,600 documents). It gives demos, smoke tests and CI a
 real-language corpus without any download.
+
+A run long enough to see that corpus many times can grow it with
+``--packages``: the docstrings of installed third-party packages, read the
+same way after the standard library. The plugin's own environment carries
+about 1.2 million words of them (torch, sympy, numpy, networkx, matplotlib,
+scikit-learn, scipy), six times the standard library's.
 
 Each top-level stdlib module is imported in its own child interpreter
 (``python -I``) with stdin closed, stdout redirected and no display, so a
@@ -25,11 +31,13 @@ Both files are written under temporary names and renamed when complete.
 Example::
 
     python scripts/make_stdlib_corpus.py --out-dir corpus/stdlib
+    python scripts/make_stdlib_corpus.py --out-dir corpus/big --packages numpy sympy torch
 """
 
 import argparse
 import concurrent.futures
 import hashlib
+import importlib.util
 import inspect
 import itertools
 import json
@@ -250,7 +258,7 @@ def write_corpus(out_dir, documents, every_kth):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Build a one-sentence-per-line English corpus (blank line between documents) "
-        "from the docstrings of the Python standard library.",
+        "from the docstrings of the Python standard library (and of installed packages, with --packages).",
         epilog="Output: OUT_DIR/train.txt and OUT_DIR/valid.txt, ready for scripts/prepare_corpus.py.",
     )
     parser.add_argument("--out-dir", help="directory for train.txt and valid.txt, created if missing (required)")
@@ -259,6 +267,14 @@ def parse_args(argv=None):
         type=float,
         default=0.05,
         help="share of documents sent to valid.txt: every k-th document, k = round(1/F) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--packages",
+        nargs="+",
+        default=[],
+        metavar="PACKAGE",
+        help="also read these installed top-level packages, after the standard library, in this order "
+        "(default: none)",
     )
     parser.add_argument("--max-docs", type=int, default=None, help="stop after this many documents (default: all)")
     parser.add_argument(
@@ -279,6 +295,9 @@ def parse_args(argv=None):
             parser.error(f"--max-docs must be at least {every_kth}, or valid.txt would get no document")
         if args.jobs < 1:
             parser.error("--jobs must be at least 1")
+        for package in args.packages:
+            if "." in package or importlib.util.find_spec(package) is None:
+                parser.error(f"--packages: {package!r} is not an installed top-level package")
     return args
 
 
@@ -294,11 +313,17 @@ def main(argv=None):
     except OSError as err:
         raise SystemExit(f"make_stdlib_corpus: error: cannot create output dir {args.out_dir}: {err}")
 
-    tops = [n for n in public_names(sys.stdlib_module_names) if n not in SKIP_TOP_LEVEL]
+    stdlib = [n for n in public_names(sys.stdlib_module_names) if n not in SKIP_TOP_LEVEL]
+    packages = [package for package in dict.fromkeys(args.packages) if package not in stdlib]
+    tops = stdlib + packages
     every_kth = max(1, round(1 / args.valid_fraction))
     stats = {"failed_modules": []}
     start = time.time()
-    print(f"make_stdlib_corpus: reading docstrings of {len(tops)} stdlib modules", file=sys.stderr)
+    print(
+        f"make_stdlib_corpus: reading docstrings of {len(stdlib)} stdlib modules"
+        + "".join(f", {package}" for package in packages),
+        file=sys.stderr,
+    )
     documents = iter_documents(tops, args.jobs, stats)
     try:
         counts = write_corpus(args.out_dir, itertools.islice(documents, args.max_docs), every_kth)
