@@ -5,6 +5,7 @@ they produce is checked against the input text parsed here, against
 sentencepiece's own decoder, and against fairseq's own dataset readers.
 """
 
+import inspect
 import json
 import os
 import random
@@ -366,3 +367,45 @@ def test_stdlib_corpus_has_one_sentence_per_line_and_blank_line_documents(stdlib
     assert counts["valid"][0] == 15 and counts["train"][0] == 45
     for split, (n_docs, n_sentences, n_words) in counts.items():
         assert f"{split}: {n_docs} docs, {n_sentences} sentences, {n_words} words" in report
+
+
+def plain_sentence_paragraphs(module):
+    """Paragraphs of the docstrings of a module's own public objects that are one plain sentence:
+    letters, spaces, a final period."""
+    found = set()
+    for name in dir(module):
+        obj = getattr(module, name)
+        doc = getattr(obj, "__doc__", None)
+        own = (inspect.isclass(obj) or inspect.isroutine(obj)) and obj.__module__ == module.__name__
+        if name.startswith("_") or not own or not isinstance(doc, str):
+            continue
+        for paragraph in inspect.cleandoc(doc).split("\n\n"):
+            words = paragraph.split()
+            if len(words) >= 4 and paragraph.endswith(".") and paragraph[0].isupper():
+                if all(ch.isalpha() or ch == " " for ch in paragraph[:-1]):
+                    found.add(paragraph)
+    return found
+
+
+def test_stdlib_corpus_grows_with_an_installed_package(tmp_path):
+    import cycler  # matplotlib's dependency: a small third-party module that is always installed here
+
+    expected = plain_sentence_paragraphs(cycler)
+    assert expected, "cycler's docstrings changed: pick another package for this test"
+    result = run_script("make_stdlib_corpus.py", "--out-dir", tmp_path, "--packages", "cycler")
+    assert result.returncode == 0, result.stderr
+    assert "stdlib modules, cycler" in result.stderr
+    lines = set()
+    for split in ("train", "valid"):
+        lines.update((tmp_path / f"{split}.txt").read_text(encoding="utf-8").splitlines())
+    assert expected <= lines
+
+
+@pytest.mark.parametrize("package", ["no_such_package_here", "os.path"])
+def test_stdlib_corpus_refuses_a_package_it_cannot_read(tmp_path, package):
+    result = run_script("make_stdlib_corpus.py", "--out-dir", tmp_path, "--packages", package)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f"error: --packages: {package!r} is not an installed top-level package"
+    )
+    assert not any(tmp_path.iterdir())
