@@ -17,6 +17,8 @@ venv="${TOKENDROP_VENV:-$repo/.venv}"
 export OUT="${OUT:-$repo/demo_out}"
 export MODES="${MODES:-baseline importance}" SEEDS="${SEEDS:-1}"
 export BASE_UPDATES="${BASE_UPDATES:-300}" DROP="${DROP:-0.5}" TARGET="${TARGET:-0.08}"
+# The standard library's docstrings alone (251k tokens) are enough for 300 updates; validate 10 times.
+export CORPUS_PACKAGES="${CORPUS_PACKAGES-}" VALIDATIONS="${VALIDATIONS:-10}"
 export LAYERS="${LAYERS:-6}" DIM="${DIM:-128}" FFN="${FFN:-512}" HEADS="${HEADS:-2}" T="${T:-64}" B="${B:-16}"
 # A fresh demo_out has no finished runs; a rerun with other settings must not keep the old ones.
 rm -rf "$OUT"/*_seed*

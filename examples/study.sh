@@ -27,11 +27,12 @@ seeds="${SEEDS:-1 2 3}"
 base_updates="${BASE_UPDATES:-3000}"
 layers="${LAYERS:-6}" dim="${DIM:-128}" ffn="${FFN:-512}" heads="${HEADS:-2}"
 tokens="${T:-64}" batch="${B:-16}" lr="${LR:-1e-3}" warmup_frac="${WARMUP_FRAC:-0.1}"
-drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-10}"
+drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-20}"
 log_interval="${LOG_INTERVAL:-10}" valid_steps="${VALID_STEPS:-50}" target="${TARGET:-}"
 jobs="${JOBS:-2}" threads="${THREADS:-1}"
 # The venv's own packages whose docstrings grow the embedded corpus (--packages of make_stdlib_corpus).
-packages="${CORPUS_PACKAGES:-torch sympy numpy networkx matplotlib sklearn scipy}"
+# Empty: the standard library alone (the demo's corpus).
+packages="${CORPUS_PACKAGES-torch sympy numpy networkx matplotlib sklearn scipy}"
 mkdir -p "$out"
 cd "$repo"
 # Keep freed memory in the process, as CUDA's caching allocator does (README, Speed).
@@ -41,9 +42,10 @@ export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1073741824}"
 data="${DATA_BIN:-}"
 if [ -z "$data" ]; then
     data="$out/data-bin"
-    echo "== corpus: docstrings of the Python standard library and of $packages -> $data" >&2
+    echo "== corpus: docstrings of the Python standard library${packages:+ and of $packages} -> $data" >&2
     # shellcheck disable=SC2086
-    [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus" --packages $packages
+    [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus" \
+        ${packages:+--packages $packages}
     "$py" scripts/prepare_corpus.py --train "$out/corpus/train.txt" --valid "$out/corpus/valid.txt" \
         --destdir "$data" --vocab-size "${VOCAB:-4000}" --workers 2
 fi
