@@ -144,8 +144,17 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         # (data_utils.batch_by_size), in validation too (fairseq issue 5036), so validation would score
         # part of the eval set. Evaluation batches therefore take no multiple: every example counts,
         # at any batch size; sharding over ranks already pads with dummy batches that count nothing.
+        # fairseq's prefetcher (BufferedIterator, --data-buffer-size) is a daemon thread, and one still
+        # inside torch code when the process exits aborts it (SIGABRT, "terminate called without an
+        # active exception"; stock masked_lm too). A validation cut short by --max-valid-steps leaves
+        # one working at every exit, and without --num-workers it also does the masking itself, under
+        # the GIL, for almost no gain. So evaluation never prefetches, and training only with workers;
+        # the batches are the same either way.
         if dataset is not self.datasets.get(self._train_subset()):
             kwargs["required_batch_size_multiple"] = 1
+            kwargs["data_buffer_size"] = 0
+        elif kwargs.get("num_workers", 0) == 0:
+            kwargs["data_buffer_size"] = 0
         return super().get_batch_iterator(dataset, **kwargs)
 
     def _train_subset(self) -> str:
