@@ -97,3 +97,16 @@ def test_checkpoint_loads_into_stock_roberta_and_back_into_tokendrop(data_bin, t
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(ckpt)])
     assert type(models[0]).__name__ == "TokenDropRobertaModel"
     assert torch.equal(get_token_importance(models[0]), saved_scores(ckpt))
+
+
+def test_training_exits_zero_after_a_validation_cut_short(data_bin, tmp_path):
+    # --max-valid-steps abandons the validation iterator; its fairseq prefetch thread, still collating
+    # batches when the process ended, made every such run abort (SIGABRT) after "done training".
+    # Validating on the train split gives that thread more batches than its buffer holds.
+    proc = run_cli("fairseq_cli.train", *train_flags(
+        data_bin, tmp_path / "ck", "--max-update", "2", "--valid-subset", "train", "--max-valid-steps", "1",
+        "--batch-size-valid", "16", "--no-save"), check=False)
+    output = proc.stdout + proc.stderr
+    assert 'begin validation on "train" subset' in output and "done training" in output
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
