@@ -14,8 +14,9 @@
 # VALIDATIONS times. Runs are named MODE_seedK (compare_runs' grouping rule); a finished run
 # (its train.log says "done training") is kept, so a killed study resumes where it stopped: delete
 # the run directories when you change a setting. JOBS runs at a time with THREADS threads each.
-# TARGET=A adds the compute to first reach valid mlm_acc A. The default size (3000 baseline updates)
-# is an estimate of 90 minutes on 2 dedicated cores, not a measurement (docs/study.md).
+# TARGET=A adds the compute to first reach valid mlm_acc A. The default (3000 baseline updates, the
+# embedded corpus grown by the venv's package docstrings to 1.7M tokens) is the study in
+# docs/study.md: about 100 minutes on 2 cores.
 # Outputs in OUT: the runs, tb/, curves.png, results.json.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
