@@ -150,10 +150,10 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         # one working at every exit, and without --num-workers it also does the masking itself, under
         # the GIL, for almost no gain. So evaluation never prefetches, and training only with workers;
         # the batches are the same either way.
-        if dataset is not self.datasets.get(self._train_subset()):
+        evaluation = dataset is not self.datasets.get(self._train_subset())
+        if evaluation:
             kwargs["required_batch_size_multiple"] = 1
-            kwargs["data_buffer_size"] = 0
-        elif kwargs.get("num_workers", 0) == 0:
+        if evaluation or kwargs.get("num_workers", 0) == 0:
             kwargs["data_buffer_size"] = 0
         return super().get_batch_iterator(dataset, **kwargs)
 
