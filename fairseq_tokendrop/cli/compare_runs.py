@@ -15,7 +15,8 @@ x updates in the window) and every epoch-end ``train`` record; in between
 is fairseq's ``wall`` (seconds since the start, validation included).
 
 Seeds: a directory named ``NAME_seedK`` is seed K of mode NAME; any other name
-is a mode of its own (a log file given itself goes by its directory's name). The baseline is ``--baseline`` or the first run's mode.
+is a mode of its own (a log file given itself goes by its directory's name).
+The baseline is ``--baseline`` or the first run's mode.
 
 Per mode, as mean and spread (sample standard deviation) over seeds:
 - the compute, updates and wall-clock to the first validation with
