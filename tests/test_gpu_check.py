@@ -11,6 +11,8 @@ from fairseq_tokendrop import get_token_importance
 
 from conftest import REPO, logged
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 
 def stratified_median(times, updates, interval):
     """The benchmark's documented ScTD statistic, recomputed: ((F-1) median(drop-only) + median(full)) / F."""

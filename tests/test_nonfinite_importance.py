@@ -34,6 +34,8 @@ from fairseq_tokendrop import get_token_importance
 
 from conftest import train_flags
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 BETA = 0.9
 
 
