@@ -4,7 +4,7 @@ Defaults follow TF Model Garden's token-dropping BERT (beta 0.995, init 10.0,
 allow [UNK] [CLS] [SEP] [MASK], deny [PAD]), in fairseq's symbols.
 """
 import math
-from typing import List
+from typing import List, Optional, Tuple
 
 import torch
 from fairseq.utils import safe_getattr
@@ -12,9 +12,11 @@ from fairseq.utils import safe_getattr
 from .checkpoints.sctd_fork import score_vector
 from .errors import FlagError
 from .method.importance import PIN
+from .method.keep_schedule import FORMAT, KeepSchedule, parse_keep_schedule
+from .method.random_ltd import parse_layers
 from .method.token_dropping_encoder import MIN_LAYERS
 
-STRATEGIES = ("importance", "random")
+STRATEGIES = ("importance", "random", "random-ltd")
 
 
 def add_token_drop_args(parser) -> None:
@@ -23,11 +25,21 @@ def add_token_drop_args(parser) -> None:
                              "middle layers (ScTD's flag); P in [0, 1), 0 = no dropping")
     parser.add_argument("--token-keep-k", type=int, metavar="K",
                         help="keep min(K, T) tokens in the middle layers (TF's token_keep_k); "
-                             "0 = no dropping. Give at most one of --token-drop/--token-keep-k")
+                             "0 = no dropping")
+    parser.add_argument("--token-keep-schedule", metavar=FORMAT,
+                        help="keep a number of tokens that grows with the update count, random-LTD's "
+                             "schedule (DeepSpeed's fixed_linear): v = floor(step/REQUIRE_STEPS*(MAX-MIN)+MIN), "
+                             "v -= v %% SEQ_PER_STEP, kept = min(v, MAX); no dropping once kept >= T. "
+                             "Give at most one of --token-drop/--token-keep-k/--token-keep-schedule")
     parser.add_argument("--token-drop-strategy", choices=STRATEGIES,
                         help="importance: keep the highest moving-average MLM losses per "
-                             "vocabulary id (Hou et al. 2022); random: a uniform random subset "
-                             "every step (random-LTD-style baseline)")
+                             "vocabulary id (Hou et al. 2022); random: random selection in the "
+                             "token-dropping layout (one uniform subset through all middle layers); "
+                             "random-ltd: random-LTD (Yao et al. 2022), a fresh uniform subset for "
+                             "every wrapped layer, the others skip it")
+    parser.add_argument("--random-ltd-layers", metavar="IDS",
+                        help="random-ltd: comma-separated ids of the layers that drop tokens "
+                             "(DeepSpeed's random_ltd_layer_id); default every layer but the first and last")
     parser.add_argument("--token-allow-list", metavar="SYMS",
                         help="comma-separated dictionary symbols that are always kept")
     parser.add_argument("--token-deny-list", metavar="SYMS",
@@ -45,6 +57,8 @@ def add_token_drop_args(parser) -> None:
 def set_token_drop_defaults(args) -> None:
     args.token_drop = safe_getattr(args, "token_drop", 0.0)
     args.token_keep_k = safe_getattr(args, "token_keep_k", 0)
+    args.token_keep_schedule = safe_getattr(args, "token_keep_schedule", None)
+    args.random_ltd_layers = safe_getattr(args, "random_ltd_layers", None)
     args.token_drop_strategy = safe_getattr(args, "token_drop_strategy", "importance")
     args.token_allow_list = safe_getattr(args, "token_allow_list", "<s>,</s>,<unk>,<mask>")
     args.token_deny_list = safe_getattr(args, "token_deny_list", "<pad>")
@@ -64,17 +78,54 @@ def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
     return ids
 
 
+def sequence_length(args) -> int:
+    """The padded length the schedule must fit: --tokens-per-sample (the model's max positions without it)."""
+    return safe_getattr(args, "tokens_per_sample", None) or args.max_positions
+
+
+def keep_schedule(args) -> Optional[KeepSchedule]:
+    """The parsed --token-keep-schedule, or None."""
+    if not args.token_keep_schedule:
+        return None
+    try:
+        return parse_keep_schedule(args.token_keep_schedule, sequence_length(args))
+    except ValueError as e:
+        raise FlagError(f"--token-keep-schedule {args.token_keep_schedule}: {e}")
+
+
+def random_ltd_layers(args) -> Tuple[int, ...]:
+    """The layers random-LTD wraps (--random-ltd-layers, or every layer but the first and last)."""
+    try:
+        return parse_layers(args.random_ltd_layers, args.encoder_layers)
+    except ValueError as e:
+        raise FlagError(f"--random-ltd-layers {args.random_ltd_layers}: {e}")
+
+
+def drops_tokens(args) -> bool:
+    """True when a tokendrop_roberta's flags ask for dropping (a schedule may still keep every token)."""
+    return (safe_getattr(args, "token_drop", 0.0) > 0 or safe_getattr(args, "token_keep_k", 0) > 0
+            or bool(safe_getattr(args, "token_keep_schedule", None)))
+
+
 def check_token_drop_args(args, dictionary) -> None:
     """Raise FlagError for the first bad value, naming its flag."""
     if not 0.0 <= args.token_drop < 1.0:
         raise FlagError(f"--token-drop must be in [0, 1), got {args.token_drop}")
     if args.token_keep_k < 0:
         raise FlagError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
-    dropping = args.token_drop > 0 or args.token_keep_k > 0
-    if args.token_drop > 0 and args.token_keep_k > 0:
-        raise FlagError("give at most one of --token-drop and --token-keep-k")
+    given = [flag for flag, on in (("--token-drop", args.token_drop > 0), ("--token-keep-k", args.token_keep_k > 0),
+                                   ("--token-keep-schedule", bool(args.token_keep_schedule))) if on]
+    if len(given) > 1:
+        raise FlagError(f"give at most one of --token-drop, --token-keep-k and --token-keep-schedule, got {' and '.join(given)}")
+    keep_schedule(args)
+    dropping = drops_tokens(args)
     if args.token_drop_strategy not in STRATEGIES:
         raise FlagError(f"--token-drop-strategy must be one of {STRATEGIES}, got {args.token_drop_strategy!r}")
+    if args.random_ltd_layers and args.token_drop_strategy != "random-ltd":
+        raise FlagError(f"--random-ltd-layers applies to --token-drop-strategy random-ltd only, "
+                        f"got --token-drop-strategy {args.token_drop_strategy}")
+    if args.token_drop_strategy == "random-ltd":
+        random_ltd_layers(args)
     if not 0.0 <= args.token_importance_beta < 1.0:
         raise FlagError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
     if not -PIN < args.token_importance_init < PIN:  # the pins must stay the extremes; NaN fails too
@@ -92,12 +143,11 @@ def check_token_drop_args(args, dictionary) -> None:
 
 def drops_by_importance(args) -> bool:
     """True for a tokendrop_roberta that drops by importance; False for any other model's args."""
-    dropping = safe_getattr(args, "token_drop", 0.0) > 0 or safe_getattr(args, "token_keep_k", 0) > 0
-    return dropping and safe_getattr(args, "token_drop_strategy", None) == "importance"
+    return drops_tokens(args) and safe_getattr(args, "token_drop_strategy", None) == "importance"
 
 
 FROZEN = ("every score would stay at its initial value and dropping would keep the first positions "
-          "of each sequence (--token-drop-strategy random drops without importance)")
+          "of each sequence (--token-drop-strategy random or random-ltd drops without importance)")
 
 
 def check_task_feeds_importance(args, task) -> None:

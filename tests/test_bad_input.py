@@ -51,6 +51,11 @@ MODEL_CASES = [
     ("--init-token-importance", lambda tmp: str(scores_file(tmp, {"not": "a tensor"})), {}),
     ("--encoder-layers", 3, {"token_drop": 0.5}),
     ("--encoder-layerdrop", 0.1, {"token_drop": 0.5}),
+    ("--token-keep-schedule", "8,32,10", {}),
+    ("--token-keep-schedule", "8,128,10,4", {}),  # MAX beyond the 64 positions of the tiny model
+    ("--token-keep-schedule", "8,32,10,4", {"token_drop": 0.5}),
+    ("--random-ltd-layers", "0,1", {"token_drop_strategy": "random-ltd", "token_drop": 0.5}),
+    ("--random-ltd-layers", "1,2", {"token_drop": 0.5}),  # the importance strategy wraps no layer
 ]
 CRITERION_CASES = [
     ("--sctd-interval", -1),

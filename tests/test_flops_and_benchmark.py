@@ -54,6 +54,43 @@ def test_sctd_average_adds_one_full_pass_every_f_updates():
     assert flops.sctd_ideal_ratio(drop, 0) == drop
 
 
+def hand_layer(q, s, d, f):
+    """Q and O projections on the q queries, K and V on the s keys, the FFN on the queries, QK^T and AV."""
+    return 2 * q * d * d + 2 * s * d * d + 2 * q * d * f + 2 * q * s * d
+
+
+def test_random_ltd_layout_matches_a_hand_count():
+    # N=6, layers 1-4 wrapped: layers 0 and 5 full, four layers of K queries over the same K tokens
+    d, f, T, K = 8, 16, 10, 4
+    assert (hand_layer(T, T, d, f), hand_layer(K, K, d, f)) == (6720, 2304)
+    assert flops.encoder_macs(6, d, f, T, K, layerwise=4) == 2 * 6720 + 4 * 2304
+    assert flops.encoder_macs(6, d, f, T, K, layerwise=2) == 4 * 6720 + 2 * 2304  # --random-ltd-layers 2,3
+    assert flops.encoder_macs(6, d, f, T, T, layerwise=4) == 6 * 6720  # a kept length of T drops nothing
+    head = 2 * (d * d + d * 20)
+    assert flops.ideal_ratio(6, d, f, T, K, 2, 20, layerwise=4) == pytest.approx(
+        (2 * 6720 + 4 * 2304 + head) / (6 * 6720 + head))
+    assert flops.training_update_macs(6, d, f, 20, 3, T, K, 5, layerwise=4) == 3 * (
+        3 * (2 * 6720 + 4 * 2304) + 5 * (d * d + d * 20))
+
+
+def test_bert_base_random_ltd_saves_more_than_token_dropping():
+    # BERT-base, T 512, K 256, ten wrapped layers: 2 full layers plus 10 layers at a quarter of the
+    # attention and half of everything else
+    full, half = hand_layer(512, 512, 768, 3072), hand_layer(256, 256, 768, 3072)
+    assert flops.ideal_ratio(12, 768, 3072, 512, 256, layerwise=10) == pytest.approx((2 * full + 10 * half) / (12 * full))
+    assert flops.ideal_ratio(12, 768, 3072, 512, 256, layerwise=10) == pytest.approx(0.5625, abs=1e-4)
+
+
+def test_equal_compute_updates_under_a_schedule_sums_the_updates_costs():
+    # a constant ratio: 100 / 0.3 = 333.3 -> 333
+    assert flops.equal_compute_updates(100, 0.3) == 333 == flops.equal_compute_updates(100, lambda u: 0.3)
+    # updates cost 0.5 for u < 4, then 1.0: 4 * 0.5 = 2, then 8 more updates reach 10
+    assert flops.equal_compute_updates(10, lambda u: 0.5 if u < 4 else 1.0) == 12
+    # 6 updates of 0.5 leave 0.4 of a budget of 3.4: an update of 1.0 would overshoot by 0.6, so stop at 6
+    assert flops.equal_compute_updates(3.4, lambda u: 0.5 if u < 6 else 1.0) == 6
+    assert flops.equal_compute_updates(3.6, lambda u: 0.5 if u < 6 else 1.0) == 7
+
+
 def cycle_statistic(times, updates, interval):
     """The benchmark's documented step statistic, recomputed independently."""
     if interval == 0:
@@ -68,7 +105,8 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "bench.json"
     flags = ["--layers", "4", "--dim", "16", "--ffn", "32", "--heads", "2", "--vocab", "60",
              "--seq-len", "20", "--batch-size", "2", "--device", "cpu", "--token-drop", "0.5",
-             "--sctd-interval", "2", "--warmup", "1", "--steps", "4", "--threads", "1", "--json", str(out)]
+             "--sctd-interval", "2", "--random-ltd-kept", "5,15", "--warmup", "1", "--steps", "4",
+             "--threads", "1", "--json", str(out)]
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark.py"), *flags],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -81,6 +119,11 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path):
     drop_ideal = flops.ideal_ratio(4, 16, 32, 20, 10, 3, 60)
     assert result["ideal"]["with_head_ratio"] == pytest.approx(drop_ideal)
     expected_ideal = {"baseline": 1.0, "importance": drop_ideal, "random": drop_ideal, "sctd": drop_ideal + 0.5}
+    # random-LTD on layers 1-2 of 4, K of the 20 tokens, the head on 3 of them
+    head = 3 * (16 * 16 + 16 * 60)
+    for k in (5, 15):
+        expected_ideal[f"random-ltd-{k}"] = (2 * hand_layer(20, 20, 16, 32) + 2 * hand_layer(k, k, 16, 32) + head) / (
+            4 * hand_layer(20, 20, 16, 32) + head)
 
     modes = result["modes"]
     assert set(modes) == set(expected_ideal)
@@ -96,6 +139,12 @@ def test_benchmark_runs_end_to_end_on_cpu(tmp_path):
         assert r["median_s"] == pytest.approx(cycle_statistic(times, updates, r["sctd_interval"]))
         assert r["ratio"] == pytest.approx(r["median_s"] / base)
         assert r["ideal_ratio"] == pytest.approx(expected_ideal[name])
+    assert [(modes[f"random-ltd-{k}"]["kept"], modes[f"random-ltd-{k}"]["wrapped_layers"]) for k in (5, 15)] == [
+        (5, 2), (15, 2)]
+    report = next(line for line in proc.stdout.splitlines() if line.startswith("random-LTD"))
+    for k in (5, 15):
+        r = modes[f"random-ltd-{k}"]
+        assert f"K={k} {r['ratio']:.3f} (ideal {r['ideal_ratio']:.3f}, cpu time {r['cpu_ratio']:.3f})" in report
     # ScTD's timed steps are whole cycles: one full pass in every 2 updates
     assert sum(u % 2 == 0 for u in modes["sctd"]["num_updates"]) == 2
 

@@ -1,5 +1,11 @@
 """The kept-length schedule against DeepSpeed's formula: by hand at boundary steps, and against
-DeepSpeed's own ``RandomLTDScheduler`` stepped update by update."""
+DeepSpeed's own ``RandomLTDScheduler`` stepped update by update.
+
+The second comparison runs where deepspeed is installed (``DS_BUILD_OPS=0 pip install deepspeed``
+takes about 10 s on CPU). It is not in the ``test`` extra on purpose: fairseq imports deepspeed
+whenever it can (``fairseq/optim/cpu_adam.py``), so every fairseq-train and every command would
+pay its import and print its accelerator warning on stdout.
+"""
 import pytest
 
 from fairseq_tokendrop.method.keep_schedule import KeepSchedule, parse_keep_schedule
@@ -37,7 +43,7 @@ def deepspeed_scheduler(schedule):
     """DeepSpeed's own random-LTD scheduler, configured as its JSON config would configure it."""
     constants = pytest.importorskip(
         "deepspeed.runtime.data_pipeline.constants",
-        reason="deepspeed is not installed (pip install -e .[test] installs it)")
+        reason="deepspeed is not installed (DS_BUILD_OPS=0 pip install deepspeed; see the module docstring)")
     from deepspeed.runtime.data_pipeline.data_routing.scheduler import RandomLTDScheduler
 
     low, high, steps, grain = schedule

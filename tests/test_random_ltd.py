@@ -1,14 +1,16 @@
-"""Random-LTD's draw and its wrapped layer, against plain computations and stock fairseq layers."""
+"""Random-LTD: the draw and a wrapped layer against plain computations; the model layer by layer
+against stock fairseq layers run on the drawn tokens."""
 import itertools
 from collections import Counter
 
 import pytest
 import torch
 
+from fairseq_tokendrop.method.importance import noise_seed
 from fairseq_tokendrop.method.random_ltd import (default_layers, draw_kept, kept_padding_masks, layer_slots,
                                                  parse_layers, run_on_kept)
 
-from conftest import build_stock_roberta, tiny_dictionary
+from conftest import build_stock_roberta, build_tokendrop, random_tokens, tiny_dictionary
 
 
 def generator(seed):
@@ -83,3 +85,87 @@ def test_a_wrapped_stock_layer_runs_on_the_drawn_tokens_and_leaves_the_others_un
         assert torch.allclose(out[kept, b], ref, atol=1e-5), b
         dropped = [i for i in range(T) if i not in index[b].tolist()]
         assert torch.equal(out[dropped, b], x[dropped, b]), b
+
+
+SEED = 3  # the models' --seed: the noise of update u, micro-batch i comes from noise_seed(SEED, u, i)
+
+
+def reference_draw(update, micro_batch, tokens, pad, layers, kept):
+    """The documented draw, redone in plain Python: per wrapped layer and sample, the ``kept`` real
+    positions with the largest noise (padding after every real token), ascending."""
+    g = torch.Generator().manual_seed(noise_seed(SEED, update, micro_batch))
+    noise = torch.rand((layers,) + tuple(tokens.shape), generator=g)
+    draws = []
+    for layer_noise in noise.tolist():
+        rows = []
+        for b, row in enumerate(layer_noise):
+            real = [i for i in range(len(row)) if tokens[b, i] != pad]
+            pads = [i for i in range(len(row)) if tokens[b, i] == pad]
+            rows.append(sorted((sorted(real, key=lambda i: -row[i]) + pads)[:kept]))
+        draws.append(rows)
+    return draws
+
+
+def ltd_twins(**overrides):
+    d = tiny_dictionary()
+    ours = build_tokendrop(d, token_drop_strategy="random-ltd", seed=0, **overrides)
+    ours.encoder.token_importance.seed = SEED
+    stock = build_stock_roberta(d, **{k: v for k, v in overrides.items()
+                                      if not k.startswith(("token", "random_ltd"))})
+    stock.load_state_dict(ours.state_dict(), strict=True)
+    return d, ours, stock
+
+
+@pytest.mark.parametrize("spec", [None, "2,3"])
+@pytest.mark.parametrize("prenorm", [False, True])
+def test_every_layer_equals_stock_layers_run_on_the_drawn_tokens(spec, prenorm):
+    extra = dict(encoder_normalize_before=True, layernorm_embedding=False) if prenorm else {}
+    d, ours, stock = ltd_twins(token_keep_k=5, random_ltd_layers=spec, **extra)
+    wrapped = parse_layers(spec, 6)
+    tokens = random_tokens(d, 4, 12, seed=1, pad_tail=(0, 3, 8, 1))  # row 2: 4 real tokens, fewer than 5
+    ours.train()
+    ours.set_num_updates(7)
+    features, out = ours(tokens, features_only=True, return_all_hiddens=True)
+    states = out["inner_states"]  # the embedding's output, then each layer's, [T, B, C]
+    draws = reference_draw(7, 0, tokens, d.pad(), len(wrapped), 5)
+    enc = stock.encoder.sentence_encoder
+    with torch.no_grad():
+        for b in range(tokens.size(0)):
+            real = tokens[b][tokens[b].ne(d.pad())]
+            n = real.numel()
+            x = enc.forward_embedding(real[None])[0].transpose(0, 1)  # [n, 1, C], this sample alone
+            assert torch.allclose(states[0][:n, b], x[:, 0], atol=1e-5)
+            for i, layer in enumerate(enc.layers):
+                if i in wrapped:
+                    drawn = draws[wrapped.index(i)][b]
+                    kept = [j for j in drawn if j < n]  # the padding a short row draws is not a token
+                    y = x.clone()
+                    y[kept] = layer(x[kept], encoder_padding_mask=None)
+                    dropped = [j for j in range(12) if j not in drawn]
+                    assert torch.equal(states[i + 1][dropped, b], states[i][dropped, b]), (i, b)
+                else:
+                    y = layer(x, encoder_padding_mask=None)
+                assert torch.allclose(states[i + 1][:n, b], y[:, 0], atol=1e-5), (i, b)
+                x = y
+            if enc.layer_norm is not None:
+                x = enc.layer_norm(x)
+            assert torch.allclose(features[b, :n], x[:, 0], atol=1e-5), b
+    assert torch.equal(out["last_layer_input"], states[-2].transpose(0, 1))
+    real_per_row = tokens.ne(d.pad()).sum(1)
+    assert out["kept_tokens"].item() == real_per_row.clamp(max=5).sum().item()  # what each wrapped layer saw
+
+
+def test_evaluation_and_a_full_kept_length_are_stock_roberta():
+    d, ours, stock = ltd_twins(token_keep_schedule="4,12,10,2")
+    tokens = random_tokens(d, 3, 12, seed=2, pad_tail=(0, 4, 2))
+    ours.eval()
+    stock.eval()
+    assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
+    ours.train()
+    stock.train()  # dropout is 0: training differs from evaluation only by the dropping
+    for update, kept in ((0, 4), (4, 6), (5, 8), (9, 10), (10, 12)):  # floor(u/10*8+4), even
+        ours.set_num_updates(update)
+        assert ours.encoder.kept_length(12) == kept
+        assert (ours.encoder.layerwise_keep(tokens) is None) == (kept == 12)
+    assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
+    assert ours.encoder.kept_length(8) == 8  # a batch padded shorter than the schedule's value

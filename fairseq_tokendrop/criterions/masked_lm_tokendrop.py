@@ -11,8 +11,11 @@ the KL terms apart), ``loss_full`` (L_full, over the ScTD updates),
 (non-padding tokens the middle layers saw / non-padding tokens),
 ``kl_local``/``kl_global`` (per ScTD update), the mean and spread of the
 unpinned importance scores, and in training ``macs`` (the update's matmul
-multiply-accumulates, forward and backward, ScTD's full pass included: the
-x-axis of ``compare_runs``).
+multiply-accumulates, forward and backward, ScTD's full pass included, in the
+model's layout and at the update's kept length: the x-axis of ``compare_runs``)
+and ``kept_len`` (the tokens per sequence the dropping layers saw in that
+update: ``--token-keep-schedule``'s value at it, or the padded length when
+nothing was dropped; a log window's mean with ``--log-interval`` above 1).
 """
 import math
 from dataclasses import dataclass, field
@@ -27,7 +30,6 @@ from ..flags import check_sctd_args
 from ..method.flops import training_update_macs
 from ..method.importance import find_token_importance
 from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
-from ..method.token_selection import num_kept
 
 
 @dataclass
@@ -41,14 +43,16 @@ class MaskedLmTokenDropConfig(FairseqDataclass):
         "help": "ScTD: weight of each KL term (local and global)"})
 
 
-def update_macs(model, src_tokens: Tensor, masked: Tensor, full_pass: bool) -> Tensor:
+def update_macs(model, src_tokens: Tensor, masked: Tensor, kept: int, full_pass: bool) -> Tensor:
     """Training MACs of this batch (``flops.training_update_macs``) at its real padded
-    length, kept count and masked count; a tensor, so logging it needs no host sync."""
+    length, kept count and masked count, in the model's layout; a tensor, so logging
+    it needs no host sync."""
     args, encoder = model.args, model.encoder
     batch, seq_len = src_tokens.shape
-    kept = num_kept(seq_len, encoder.drop_fraction, encoder.keep_k)
+    layerwise = None if encoder.random_ltd_layers is None else len(encoder.random_ltd_layers)
     return training_update_macs(args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
-                                encoder.lm_head.weight.size(0), batch, seq_len, kept, masked.sum(), full_pass)
+                                encoder.lm_head.weight.size(0), batch, seq_len, kept, masked.sum(), full_pass,
+                                layerwise=layerwise)
 
 
 class MlmPass(NamedTuple):
@@ -100,7 +104,10 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         }
         full_pass = model.training and is_sctd_update(model.num_updates, self.cfg.sctd_interval)
         if model.training:
-            logging_output["macs"] = update_macs(model, sample["net_input"]["src_tokens"], masked, full_pass)
+            src_tokens = sample["net_input"]["src_tokens"]
+            kept = model.encoder.kept_length(src_tokens.size(1))
+            logging_output.update(macs=update_macs(model, src_tokens, masked, kept, full_pass),
+                                  kept_len=kept, train_batches=1)
         if full_pass:
             full = self._mlm_pass(model, sample, masked, targets, drop_tokens=False)
             kl_local = cls_kl(full.extra["last_layer_input"][:, 0], drop.extra["last_layer_input"][:, 0])
@@ -131,6 +138,9 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         macs = total("macs")
         if macs:  # training only; one reduce per update, so the log window's mean MACs per update
             metrics.log_scalar("macs", macs)
+        batches = total("train_batches")
+        if batches:  # the mean over the update's micro-batches (they differ only where one is padded shorter)
+            metrics.log_scalar("kept_len", total("kept_len") / batches)
         sctd_updates = total("sctd_updates")
         if sctd_updates:
             metrics.log_scalar("kl_local", total("kl_local") / sctd_updates, sctd_updates, round=4)

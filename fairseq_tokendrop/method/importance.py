@@ -24,7 +24,8 @@ state dict's module-local metadata instead (``state_dict._metadata``), which
 broadcast of a checkpoint does not keep it; ``checkpoints.scores_after_broadcast``
 brings the scores back on every rank.
 
-The random strategy (random-LTD-style baseline) draws its noise from a generator
+The random strategies (random selection in the token-dropping layout, and
+random-LTD's layerwise draws, ``random_ltd.py``) draw their noise from a generator
 seeded by (``--seed``, update, global micro-batch index), not from torch's global
 RNG, which fairseq seeds alike on every rank: each micro-batch of each rank gets
 its own noise, the same noise one process would draw for the same batch over the
@@ -99,22 +100,28 @@ class TokenImportance(nn.Module):
     def set_num_updates(self, num_updates: int) -> None:
         self.num_updates = num_updates
 
-    def random_scores(self, tokens: Tensor) -> Tensor:
-        """Uniform random scores with the allow/deny pins kept (random-LTD-style baseline).
+    def micro_batch_generator(self, device: torch.device) -> torch.Generator:
+        """The noise source of the next micro-batch of this update, seeded by (seed, update, index).
 
-        The i-th draw of an update on data-parallel rank r of W is global micro-batch
+        The i-th call of an update on data-parallel rank r of W is global micro-batch
         ``i*W + r``: fairseq hands batch ``b`` of the shuffled epoch to rank ``b % W`` and
         groups each rank's consecutive ``--update-freq`` batches, so that is the index
         the same batch has for one process with ``--update-freq`` x W.
         """
-        self._follow(tokens.device)
         if self._noise_step != self.num_updates:
             self._noise_step, self._noise_draws = self.num_updates, 0
         rank, world = _data_parallel_rank_and_size()
         index = self._noise_draws * world + rank
         self._noise_draws += 1
-        generator = torch.Generator(device=tokens.device)
+        generator = torch.Generator(device=device)
         generator.manual_seed(noise_seed(self.seed, self.num_updates, index))
+        return generator
+
+    def random_scores(self, tokens: Tensor) -> Tensor:
+        """Uniform random scores with the allow/deny pins kept (the ``random`` strategy:
+        random selection in the token-dropping layout)."""
+        self._follow(tokens.device)
+        generator = self.micro_batch_generator(tokens.device)
         noise = torch.rand(tokens.shape, device=tokens.device, generator=generator)
         return torch.where(self.pinned[tokens], self.pin_value[tokens], noise)
 

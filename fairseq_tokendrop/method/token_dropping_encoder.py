@@ -12,6 +12,10 @@ Garden ``token_dropping/encoder.py``; ScTD, Zhong et al. 2023):
 
 Without ``keep_index`` this is the stock encoder, call for call.
 
+With ``layerwise`` instead (random-LTD, Yao et al. 2022; see ``random_ltd.py``)
+every layer sees all tokens except the wrapped ones, each of which runs on
+its own kept tokens and passes the others through unchanged.
+
 Padding masks follow the stock encoder's rule (``has_pads``): a layer gets a
 mask only when its tokens include padding, so without padding every attention
 call can take PyTorch's flash backend, which takes no mask. Whether the full
@@ -27,6 +31,7 @@ from fairseq.models.transformer import TransformerConfig, TransformerEncoder
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
 from .cross_attention_layer import TokenDroppingEncoderLayer
+from .random_ltd import LayerwiseKeep, kept_padding_masks, run_on_kept
 from .token_selection import scatter_tokens
 
 MIN_LAYERS = 4
@@ -53,16 +58,21 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         return_all_hiddens: bool = False,
         token_embeddings: Optional[Tensor] = None,
         keep_index: Optional[Tensor] = None,
+        layerwise: Optional[LayerwiseKeep] = None,
     ):
         """As ``TransformerEncoder.forward``, plus:
 
         Args:
             keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
+            layerwise: random-LTD's kept positions per wrapped layer (instead of ``keep_index``).
         Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
         output of layer N-2, full length: what ScTD's local loss compares; None
         in eval mode without ``return_all_hiddens``) and
-        ``kept_padding_mask`` ``[B, K]``.
+        ``kept_padding_mask`` ``[B, K]`` (random-LTD: the first wrapped layer's;
+        every wrapped layer sees as many real tokens, as padding is drawn last).
         """
+        if layerwise is not None:
+            return self._forward_layerwise(src_tokens, layerwise, token_embeddings, return_all_hiddens)
         if keep_index is None:
             # Only training (ScTD) reads the last layer's input; collecting every
             # layer's output in inference would keep them all alive at once.
@@ -108,4 +118,37 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
             "encoder_states": [],
             "last_layer_input": last_input,
             "kept_padding_mask": kept_padding,
+        }
+
+    def _forward_layerwise(self, src_tokens, layerwise: LayerwiseKeep, token_embeddings, return_all_hiddens):
+        padding = src_tokens.eq(self.padding_idx)
+        kept_padding = kept_padding_masks(padding, layerwise.index)
+        # one host sync, as in _forward_dropping: padding is drawn last, so either every wrapped layer
+        # has padding among its kept tokens or none has
+        has_pads, kept_has_pads = torch.stack([padding.any(), kept_padding.any()]).tolist()
+        full_mask = padding if has_pads else None
+
+        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
+        if has_pads:
+            x = x * (1 - padding.unsqueeze(-1).type_as(x))
+        x = x.transpose(0, 1)
+        states = [x] if return_all_hiddens else []
+        last_input = None
+        for layer, slot in zip(self.layers, layerwise.slots):
+            last_input = x
+            if slot is None:
+                x = layer(x, encoder_padding_mask=full_mask)
+            else:
+                x = run_on_kept(layer, x, layerwise.index[slot], kept_padding[slot] if kept_has_pads else None)
+            if return_all_hiddens:
+                states.append(x)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return {
+            "encoder_out": [x],
+            "encoder_padding_mask": [padding],
+            "encoder_embedding": [embedding],
+            "encoder_states": states,
+            "last_layer_input": last_input,
+            "kept_padding_mask": kept_padding[0],
         }

@@ -1,5 +1,11 @@
 """RoBERTa whose middle layers see only the kept tokens while training.
 
+Two layouts: token dropping (``--token-drop-strategy importance`` or
+``random``: one kept subset through the middle layers, ``token_dropping_encoder.py``)
+and random-LTD (``random-ltd``: a fresh subset per wrapped layer, ``random_ltd.py``).
+The number kept is fixed (``--token-drop``/``--token-keep-k``) or follows the
+update count (``--token-keep-schedule``, ``keep_schedule.py``).
+
 A ``RobertaModel`` in every other respect: same parameters and state-dict
 keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
 is exactly RoBERTa over all tokens.
@@ -13,10 +19,11 @@ from fairseq.models.roberta.model import roberta_base_architecture, roberta_larg
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_hasattr
 
-from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
-                     set_token_drop_defaults, symbol_ids)
+from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, keep_schedule,
+                     load_init_scores, random_ltd_layers, set_token_drop_defaults, symbol_ids)
 from ..method.importance import TokenImportance
 from ..errors import CheckpointMismatch
+from ..method.random_ltd import LayerwiseKeep, draw_kept, layer_slots
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept, select_kept
 
@@ -37,12 +44,12 @@ class TokenDropRobertaModel(RobertaModel):
         if OmegaConf.is_config(args):
             OmegaConf.set_struct(args, False)
         tokendrop_roberta_base(args)
-        check_token_drop_args(args, task.source_dictionary)
-        check_task_feeds_importance(args, task)
         if not safe_hasattr(args, "max_positions"):
             if not safe_hasattr(args, "tokens_per_sample"):
                 args.tokens_per_sample = task.max_positions()
             args.max_positions = args.tokens_per_sample
+        check_token_drop_args(args, task.source_dictionary)
+        check_task_feeds_importance(args, task)
         encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
         if OmegaConf.is_config(args):
             OmegaConf.set_struct(args, True)
@@ -72,11 +79,15 @@ class TokenDropRobertaModel(RobertaModel):
 
 
 class TokenDropRobertaEncoder(RobertaEncoder):
+    num_updates = 0  # set by fairseq before every micro-batch; the schedule reads it
+
     def __init__(self, args, dictionary):
         super().__init__(args, dictionary)
         self.drop_fraction = args.token_drop
         self.keep_k = args.token_keep_k
+        self.keep_schedule = keep_schedule(args)
         self.strategy = args.token_drop_strategy
+        self.random_ltd_layers = random_ltd_layers(args) if self.strategy == "random-ltd" else None
         init = args.init_token_importance
         self.token_importance = TokenImportance(
             len(dictionary),
@@ -93,9 +104,20 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         encoder.apply(init_bert_params)
         return encoder
 
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+    def kept_length(self, seq_len: int) -> int:
+        """Tokens per sequence of padded length ``seq_len`` that the dropping layers see this update
+        in training (``seq_len``: no dropping)."""
+        if self.keep_schedule is not None:
+            return min(self.keep_schedule.kept(self.num_updates), seq_len)
+        return num_kept(seq_len, self.drop_fraction, self.keep_k)
+
     def keep_index(self, src_tokens: Tensor) -> Optional[Tensor]:
-        """``[B, K]`` positions the middle layers see, or None for all of them."""
-        k = num_kept(src_tokens.size(1), self.drop_fraction, self.keep_k)
+        """``[B, K]`` positions the middle layers see, or None for all of them (token-dropping layout)."""
+        k = self.kept_length(src_tokens.size(1))
         if not self.training or k >= src_tokens.size(1):
             return None
         if self.strategy == "random":
@@ -103,6 +125,15 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         else:
             scores = self.token_importance.position_scores(src_tokens)
         return select_kept(scores, k)
+
+    def layerwise_keep(self, src_tokens: Tensor) -> Optional[LayerwiseKeep]:
+        """Random-LTD's positions for every wrapped layer of this forward, or None for all tokens."""
+        k = self.kept_length(src_tokens.size(1))
+        if not self.training or k >= src_tokens.size(1):
+            return None
+        generator = self.token_importance.micro_batch_generator(src_tokens.device)
+        index = draw_kept(generator, src_tokens.eq(self.sentence_encoder.padding_idx), len(self.random_ltd_layers), k)
+        return LayerwiseKeep(layer_slots(len(self.sentence_encoder.layers), self.random_ltd_layers), index)
 
     def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
                 masked_tokens=None, drop_tokens=True, **unused):
@@ -112,8 +143,13 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         before the LM head), ``last_layer_input`` ``[B, T, C]`` (None in eval) and the token
         counts ``kept_tokens`` / ``tokens`` (non-padding).
         """
-        keep = self.keep_index(src_tokens) if drop_tokens else None
-        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep)
+        keep = layerwise = None
+        if drop_tokens and self.strategy == "random-ltd":
+            layerwise = self.layerwise_keep(src_tokens)
+        elif drop_tokens:
+            keep = self.keep_index(src_tokens)
+        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep,
+                                    layerwise=layerwise)
         x = out["encoder_out"][0].transpose(0, 1)
         extra = {
             "inner_states": out["encoder_states"] if return_all_hiddens else None,

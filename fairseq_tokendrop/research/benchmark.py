@@ -3,8 +3,11 @@
 Modes (each its own model, same initial weights, same batches):
   baseline    stock fairseq ``roberta`` + fairseq's ``masked_lm`` criterion
   importance  ``tokendrop_roberta``, importance strategy (Hou et al., ACL 2022)
-  random      ``tokendrop_roberta``, random strategy
+  random      ``tokendrop_roberta``, random selection in the token-dropping layout
   sctd        importance + ScTD every F updates (Zhong et al., ACL 2023)
+  random-ltd  ``tokendrop_roberta``, random-LTD (Yao et al. 2022) on every layer but the
+              first and last, once per kept length of ``--random-ltd-kept``: modes
+              ``random-ltd-K``, each with its own ideal ratio
 
 A step is what fairseq's trainer does per update minus its bookkeeping:
 forward through the criterion, loss / sample_size, backward, fused AdamW step.
@@ -64,7 +67,7 @@ from fairseq_tokendrop.method.importance import find_token_importance
 from fairseq_tokendrop.standalone import StandaloneTask, build_model, made_up_dictionary
 from fairseq_tokendrop.method.token_selection import num_kept
 
-MODES = ("baseline", "importance", "random", "sctd")
+MODES = ("baseline", "importance", "random", "sctd", "random-ltd")
 MASK_FRACTION = 0.15
 SCTD_TARGET = 0.03  # the bound on |measured - expected| ScTD cost, in baseline steps
 
@@ -84,6 +87,8 @@ def parse_args(argv=None):
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--token-drop", type=float, default=0.5, metavar="P")
     p.add_argument("--sctd-interval", type=int, default=10, metavar="F")
+    p.add_argument("--random-ltd-kept", metavar="K,K,...",
+                   help="the kept lengths random-ltd is timed at (default T/4, T/2 and 3T/4)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset; baseline is always run")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per mode (the first is a ScTD step)")
     p.add_argument("--steps", type=int, default=20,
@@ -101,6 +106,7 @@ def parse_args(argv=None):
     unknown = set(args.modes) - set(MODES)
     if unknown:
         p.error(f"--modes: unknown {sorted(unknown)}; choose from {MODES}")
+    args.random_ltd_kept = parse_kept_lengths(p, args.random_ltd_kept, args.seq_len)
     if "sctd" in args.modes and args.sctd_interval < 1:
         p.error("--sctd-interval must be >= 1 when sctd runs")
     if "sctd" in args.modes:
@@ -112,6 +118,18 @@ def parse_args(argv=None):
     if args.precision == "fp16" and args.device != "cuda":
         p.error("--precision fp16 needs --device cuda (use bf16 on cpu)")
     return args
+
+
+def parse_kept_lengths(parser, text, seq_len):
+    if not text:
+        return sorted({max(1, seq_len * q // 4) for q in (1, 2, 3)})
+    try:
+        lengths = [int(k) for k in text.split(",")]
+    except ValueError:
+        parser.error(f"--random-ltd-kept: expected comma-separated integers, got {text!r}")
+    if not all(0 < k < seq_len for k in lengths):
+        parser.error(f"--random-ltd-kept: every kept length must be in [1, --seq-len {seq_len}), got {text}")
+    return lengths
 
 
 def keep_freed_memory():
@@ -163,9 +181,12 @@ def make_batches(dictionary, args, n=4):
 
 
 class Mode:
-    def __init__(self, name, model, criterion, sctd_interval, args):
+    def __init__(self, name, model, criterion, sctd_interval, args, kept=None):
         self.name, self.model, self.criterion = name, model.to(args.device), criterion
         self.sctd_interval = sctd_interval
+        self.kept = kept  # random-LTD's kept length; the others use --token-drop
+        ltd_layers = getattr(getattr(model, "encoder", None), "random_ltd_layers", None)
+        self.layerwise = None if ltd_layers is None else len(ltd_layers)
         # as fairseq's task.optimizer_step: the scores move once per applied step
         self.importance = None if name == "baseline" else find_token_importance(self.model)
         # fused: one kernel per step. On the 2-core dev machine the default foreach
@@ -204,6 +225,14 @@ def build_modes(args, dictionary):
     size = args.arch
     modes = []
     for name in args.modes:
+        if name == "random-ltd":
+            for kept in args.random_ltd_kept:
+                torch.manual_seed(args.seed)
+                model = build_model(f"tokendrop_roberta_{size}", dictionary, **model_args(
+                    args, token_keep_k=kept, token_drop_strategy="random-ltd"))
+                criterion = MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(), task)
+                modes.append(Mode(f"random-ltd-{kept}", model, criterion, 0, args, kept))
+            continue
         torch.manual_seed(args.seed)  # same initial weights in every mode
         if name == "baseline":
             model = build_model(f"roberta_{size}", dictionary, **model_args(args))
@@ -286,6 +315,14 @@ def summarise(args, modes, masked_per_row, dims):
         "full_macs_per_sequence": flops.forward_macs(**{**shape, "kept": None}, masked=masked_per_row, vocab=args.vocab),
         "drop_macs_per_sequence": flops.forward_macs(**shape, masked=masked_per_row, vocab=args.vocab),
     }
+
+
+    def ideal_ratio(m):
+        if m.layerwise is not None:
+            return flops.ideal_ratio(**{**shape, "kept": m.kept}, masked=masked_per_row, vocab=args.vocab,
+                                     layerwise=m.layerwise)
+        return 1.0 if m.name == "baseline" else ideal["sctd_ratio"] if m.name == "sctd" else drop_ratio
+
     results = {}
     for m in modes:
         stat = {q: step_statistic(m.times, m.updates, m.sctd_interval, q) for q in (0.25, 0.5, 0.75)}
@@ -302,8 +339,9 @@ def summarise(args, modes, masked_per_row, dims):
             "tokens_per_s": args.batch_size * args.seq_len / stat[0.5],
             "peak_mem_bytes": m.peak_mem,
             "step_mem_bytes": m.step_mem,
-            "ideal_ratio": 1.0 if m.name == "baseline" else
-                           ideal["sctd_ratio"] if m.name == "sctd" else drop_ratio,
+            "ideal_ratio": ideal_ratio(m),
+            "kept": m.kept,
+            "wrapped_layers": m.layerwise,
             "cpu_times_s": m.cpu_times or None,
             "cpu_median_s": step_statistic(m.cpu_times, m.updates, m.sctd_interval) if m.cpu_times else None,
             "attention_backends": m.attention_backends,
@@ -353,11 +391,11 @@ def device_name(device):
 
 def print_table(results, cuda):
     mem = "step peak MiB" if cuda else "peak mem"
-    print(f"{'mode':<11}{'median s':>10}{'IQR s':>19}{'min-max s':>19}{'tokens/s':>11}"
+    print(f"{'mode':<15}{'median s':>10}{'IQR s':>19}{'min-max s':>19}{'tokens/s':>11}"
           f"{mem:>15}{'ratio':>8}{'ideal':>8}" + ("" if cuda else f"{'cpu-time ratio':>16}"))
     for name, r in results.items():
         memory = f"{r['step_mem_bytes'] / 2**20:.0f}" if r["step_mem_bytes"] is not None else "n/a"
-        print(f"{name:<11}{r['median_s']:>10.4f}{r['q1_s']:>9.4f}-{r['q3_s']:<9.4f}"
+        print(f"{name:<15}{r['median_s']:>10.4f}{r['q1_s']:>9.4f}-{r['q3_s']:<9.4f}"
               f"{r['min_s']:>9.4f}-{r['max_s']:<9.4f}{r['tokens_per_s']:>11.0f}{memory:>15}"
               f"{r['ratio']:>8.3f}{r['ideal_ratio']:>8.3f}" + ("" if cuda else f"{r['cpu_ratio']:>16.3f}"))
 
@@ -419,6 +457,12 @@ def main(argv=None):
         f"{name} {describe(r['attention_backends'])}" for name, r in results.items()))
     print(f"ideal (MACs): encoder {ideal['encoder_ratio']:.4f}, with MLM head {ideal['with_head_ratio']:.4f}, "
           f"ScTD F={args.sctd_interval} {ideal['sctd_ratio']:.4f}")
+    ltd = [(name, r) for name, r in results.items() if r["wrapped_layers"] is not None]
+    if ltd:
+        print(f"random-LTD ({ltd[0][1]['wrapped_layers']} of {dims.encoder_layers} layers) step time / baseline "
+              f"against its ideal: " + "; ".join(
+                  f"K={r['kept']} {r['ratio']:.3f} (ideal {r['ideal_ratio']:.3f}"
+                  + ("" if cuda else f", cpu time {r['cpu_ratio']:.3f}") + ")" for _, r in ltd))
     check = sctd_check(results, args.sctd_interval)
     cpu_check = sctd_check(results, args.sctd_interval, "cpu_times_s")
     if check:
