@@ -169,6 +169,28 @@ def test_criterion_logs_the_hand_counted_training_macs_of_the_batch(num_updates,
     assert "macs" not in crit(model, sample)[2]
 
 
+@pytest.mark.parametrize("num_updates,kept", [(0, 4), (3, 8), (6, 16)])
+def test_criterion_logs_random_ltds_hand_counted_macs_and_the_scheduled_kept_length(num_updates, kept):
+    d = tiny_dictionary()
+    # 6 layers, d 16, ffn 32; layers 1 and 3 wrapped; kept = floor(u/5*12 + 4) down to a multiple of 4:
+    # 4 at update 0, 11.2 -> 8 at update 3, 18.4 -> 16 = T at update 6 (nothing dropped)
+    model = build_tokendrop(d, token_drop_strategy="random-ltd", random_ltd_layers="1,3",
+                            token_keep_schedule="4,16,5,4")
+    crit = MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(), StandaloneTask(d, 64))
+    tokens = random_tokens(d, 2, 16, seed=6, pad_tail=(0, 5))
+    target = torch.full_like(tokens, d.pad())
+    for b, pos in ((0, 3), (1, 2), (1, 6)):
+        target[b, pos], tokens[b, pos] = tokens[b, pos], d.index("<mask>")
+    sample = {"net_input": {"src_tokens": tokens}, "target": target, "ntokens": 27, "nsentences": 2}
+    model.train()
+    model.set_num_updates(num_updates)
+    _, _, log = crit(model, sample)
+    # 4 full layers and 2 wrapped ones of `kept` queries over the same `kept` tokens, per padded row
+    encoder = 4 * hand_layer(16, 16) + 2 * hand_layer(kept, kept)
+    head = 3 * (16 * 16 + 16 * len(d))
+    assert int(log["macs"]) == 3 * (2 * encoder + head) and log["kept_len"] == kept
+
+
 @pytest.mark.slow
 def test_fairseq_log_windows_sum_to_the_per_update_macs(data_bin, tmp_path):
     """A run logged every 3 updates (7 updates, so the last ones only in the epoch records) against

@@ -1,5 +1,6 @@
 """Two gloo processes without fairseq-train: what fairseq's broadcast of a loaded checkpoint
-accepts and refuses with the plugin's allowlist, and the random strategy's noise on each rank.
+accepts and refuses with the plugin's allowlist, and the random strategies' noise on each rank (the
+random selection's scores, random-LTD's layerwise draws).
 
 fairseq's ``Trainer.load_checkpoint`` sends the state from rank 0 with
 ``distributed_utils.broadcast_object``: ``torch.save`` on rank 0, ``torch.load`` (torch's
@@ -23,6 +24,7 @@ from omegaconf import OmegaConf
 
 import fairseq_tokendrop  # noqa: F401  (installs the allowlist)
 from fairseq_tokendrop.method.importance import PIN, TokenImportance
+from fairseq_tokendrop.method.random_ltd import draw_kept
 
 from test_safe_loading import Payload
 
@@ -60,8 +62,15 @@ def worker(rank, init_file, out_dir, marker):
     t = tracker()
     t.set_num_updates(5)
     out["noise"] = [t.random_scores(TOKENS) for _ in range(2)]  # two micro-batches of update 5
+    t.set_num_updates(6)
+    out["ltd"] = [random_ltd_draw(t) for _ in range(2)]  # and two of update 6
     torch.save(out, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
+
+
+def random_ltd_draw(t):
+    """Random-LTD's kept positions for 3 wrapped layers, 4 of each row's 8 tokens."""
+    return draw_kept(t.micro_batch_generator(TOKENS.device), TOKENS.eq(1), 3, 4)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +127,16 @@ def test_random_noise_differs_per_rank_and_equals_one_process_drawing_the_union(
     next_step = tracker()
     next_step.set_num_updates(6)
     assert not torch.equal(next_step.random_scores(TOKENS)[free], union[0][free])
+
+
+@pytest.mark.slow
+def test_random_ltd_draws_differ_per_rank_and_equal_one_process_drawing_the_union(ranks):
+    (rank0, rank1), _ = ranks
+    one = tracker()
+    one.set_num_updates(6)
+    union = [random_ltd_draw(one) for _ in range(4)]
+    for i in range(2):
+        assert torch.equal(rank0["ltd"][i], union[2 * i]) and torch.equal(rank1["ltd"][i], union[2 * i + 1])
+    assert not torch.equal(rank0["ltd"][0], rank1["ltd"][0])
+    assert not torch.equal(union[0], union[2])
+    assert not torch.equal(union[0][0], union[0][1])  # each wrapped layer draws afresh

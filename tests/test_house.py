@@ -109,7 +109,8 @@ def test_the_readers_import_without_fairseq_or_torch():
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["fairseq_tokendrop.method.token_selection", "fairseq_tokendrop.method.flops"])
+@pytest.mark.parametrize("module", ["fairseq_tokendrop.method.token_selection", "fairseq_tokendrop.method.flops",
+                                    "fairseq_tokendrop.method.keep_schedule", "fairseq_tokendrop.method.random_ltd"])
 def test_the_pure_method_modules_import_nothing_from_fairseq(module):
     path = module_files(REPO)[module]
     imported = {alias.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Import)

@@ -29,10 +29,11 @@ def gradients_and_attention_grad_modes(model, tokens, masked, targets, monkeypat
     return grads, forward_modes, modes[len(forward_modes):]
 
 
-def test_checkpointed_layers_recompute_in_backward_with_equal_gradients(monkeypatch):
+@pytest.mark.parametrize("strategy", ["importance", "random-ltd"])
+def test_checkpointed_layers_recompute_in_backward_with_equal_gradients(monkeypatch, strategy):
     d = tiny_dictionary()
-    dropouts = dict(dropout=0.1, attention_dropout=0.1, activation_dropout=0.1)
-    plain = build_tokendrop(d, token_drop=0.5, **dropouts)
+    dropouts = dict(dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, token_drop_strategy=strategy)
+    plain = build_tokendrop(d, token_drop=0.5, **dropouts)  # random-ltd: both draw update 0's first noise
     checkpointed = build_tokendrop(d, token_drop=0.5, checkpoint_activations=True, **dropouts)
     checkpointed.load_state_dict(plain.state_dict(), strict=True)
     scores = torch.rand(len(d), generator=torch.Generator().manual_seed(4)) * 10
@@ -50,7 +51,8 @@ def test_checkpointed_layers_recompute_in_backward_with_equal_gradients(monkeypa
 
     layers = len(checkpointed.encoder.sentence_encoder.layers)
     assert plain_forward == [True] * layers and plain_backward == []
-    # every layer's attention, the cross-attention layer's (index N//2-1) included, ran without autograd
+    # every layer's attention, the cross-attention layer's (index N//2-1) or random-LTD's wrapped ones included,
+    # ran without autograd
     # in the forward and again, recorded, in the backward
     assert forward == [False] * layers and backward == [True] * layers
     for name, g in expected.items():

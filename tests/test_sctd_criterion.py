@@ -130,9 +130,11 @@ def test_reduced_metrics_are_ratios_of_sums():
     logs = [
         {"loss": 6.0, "sample_size": 4, "mlm_correct": 1, "kept_tokens": 10, "tokens": 20,
          "sctd_updates": 1, "kl_local": 0.5, "kl_global": 0.25, "loss_full": 5.0, "sctd_sample_size": 4,
-         "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1},
+         "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1, "kept_len": 16, "train_batches": 1},
         {"loss": 3.0, "sample_size": 2, "mlm_correct": 2, "kept_tokens": 8, "tokens": 12,
-         "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1},
+         "imp_mean": 9.0, "imp_std": 1.0, "imp_logs": 1, "kept_len": 12, "train_batches": 1},
+        {"loss": 0.0, "sample_size": 0, "mlm_correct": 0, "kept_tokens": 0, "tokens": 0,  # a dummy batch, zeroed
+         "imp_mean": 0.0, "imp_std": 0.0, "imp_logs": 0, "kept_len": 0, "train_batches": 0},
     ]
     with metrics.aggregate(new_root=True) as agg:
         MaskedLmTokenDropLoss.reduce_metrics(logs)
@@ -140,5 +142,6 @@ def test_reduced_metrics_are_ratios_of_sums():
     assert values["loss"] == pytest.approx(round(9.0 / 6 / math.log(2), 3))
     assert values["mlm_acc"] == pytest.approx(round(3 / 6, 4))
     assert values["kept_frac"] == pytest.approx(round(18 / 32, 3))
+    assert values["kept_len"] == 14  # the mean over the real micro-batches (one padded shorter than 16)
     assert values["kl_local"] == 0.5 and values["kl_global"] == 0.25
     assert values["loss_full"] == pytest.approx(round(5.0 / 4 / math.log(2), 3))  # over the ScTD update only
