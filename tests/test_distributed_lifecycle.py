@@ -17,6 +17,9 @@ process with ``--update-freq 2`` over the same batches (equal up to float summat
   its update-8 save, then started again with the same command (so it resumes from
   checkpoint_last.pt), once with fairseq's rank-0 load and broadcast, once with
   ``--load-checkpoint-on-all-dp-ranks``.
+- ``ltd_resumed``: random-LTD on its kept-length schedule with ScTD (interval 3), uninterrupted and
+  SIGKILLed after its update-8 save then started again: the kept length and the layerwise draws
+  follow from the update count, so the restart ends as the uninterrupted job.
 """
 import json
 import os
@@ -177,3 +180,35 @@ def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(fi
     restarted_all = finetuned["restarted_all"]
     assert int(logged(restarted_all.stdout)[0]["num_updates"]) == KILL_AFTER + 1
     assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed_all_ranks" / "checkpoint_last.pt")
+
+
+LTD_SCHEDULE = [*COMMON[2:], "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3", "--token-drop-strategy",
+                "random-ltd", "--token-keep-schedule", "8,32,12,4", "--max-epoch", "1", "--disable-validation",
+                "--save-interval-updates", "8"]
+assert COMMON[:2] == ["--token-drop", "0.5"]  # replaced by the schedule: at most one of them
+
+
+@pytest.fixture(scope="session")
+def ltd_resumed(data_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("random_ltd")
+    straight = two_ranks(data_bin, root / "straight", *LTD_SCHEDULE)
+    status = kill_job_after_save(two_rank_args(data_bin, root / "killed", *LTD_SCHEDULE), KILL_AFTER)
+    killed_last = state(root / "killed" / "checkpoint_last.pt")[2]
+    restarted = two_ranks(data_bin, root / "killed", *LTD_SCHEDULE)
+    return dict(root=root, straight=straight, status=status, killed_last=killed_last, restarted=restarted)
+
+
+@pytest.mark.slow
+def test_a_random_ltd_job_on_a_schedule_killed_and_started_again_ends_as_the_uninterrupted_one(ltd_resumed):
+    root, straight, restarted = ltd_resumed["root"], logged(ltd_resumed["straight"].stdout), \
+        logged(ltd_resumed["restarted"].stdout)
+    assert ltd_resumed["status"] == -signal.SIGKILL and ltd_resumed["killed_last"] == KILL_AFTER
+    assert int(restarted[0]["num_updates"]) == KILL_AFTER + 1
+    assert_same_state(root / "straight" / "checkpoint_last.pt", root / "killed" / "checkpoint_last.pt")
+    assert straight[-1]["loss"] == restarted[-1]["loss"]
+    # update n runs at step n-1: floor((n-1)/12*24 + 8) = 8 + 2(n-1), down to a multiple of 4, up to T = 32
+    kept = [r["kept_len"] for r in straight]
+    assert len(kept) > 14 and kept[:14] == ["8", "8", "12", "12", "16", "16", "20", "20", "24", "24", "28", "28",
+                                            "32", "32"]
+    assert [r["kept_len"] for r in restarted] == kept[KILL_AFTER:]
+    assert all(float(r["imp_rank_mismatch"]) == 0 for r in straight)

@@ -22,6 +22,8 @@ def saved_scores(path):
     (["--token-allow-list", "<s>,nosuchword"], "--token-allow-list"),
     (["--token-drop", "0.5", "--encoder-layers", "3"], "--encoder-layers"),
     (["--criterion", "masked_lm_tokendrop", "--sctd-interval", "-2"], "--sctd-interval"),
+    (["--token-keep-schedule", "8,64,10,4"], "--token-keep-schedule 8,64,10,4: MAX 64 is longer than "
+                                             "--tokens-per-sample 32"),
 ])
 def test_a_bad_flag_is_one_clear_line_and_a_non_zero_exit(data_bin, tmp_path, bad, flag):
     proc = run_cli("fairseq_cli.train", *train_flags(data_bin, tmp_path, "--max-update", "1", *bad), check=False)
@@ -62,7 +64,8 @@ def test_training_lowers_the_loss_and_logs_its_metrics(data_bin, tmp_path, extra
     ["--token-drop", "0.5"],  # vanilla token dropping: importance strategy, no ScTD
     ["--token-drop", "0.5", "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3"],
     ["--token-drop", "0.5", "--token-drop-strategy", "random"],
-], ids=["vanilla", "sctd", "random"])
+    ["--token-keep-schedule", "8,32,6,4", "--token-drop-strategy", "random-ltd"],
+], ids=["vanilla", "sctd", "random", "random-ltd-schedule"])
 def test_resume_from_checkpoint_last_continues_exactly(data_bin, tmp_path, extra):
     def train(save_dir, updates):
         return run_cli("fairseq_cli.train", *train_flags(
@@ -83,6 +86,12 @@ def test_resume_from_checkpoint_last_continues_exactly(data_bin, tmp_path, extra
                        saved_scores(tmp_path / "split" / "checkpoint_last.pt"))
     assert not torch.equal(half_scores, saved_scores(tmp_path / "split" / "checkpoint_last.pt"))
     assert logged(straight.stdout)[-1]["loss"] == logged(resumed.stdout)[-1]["loss"]
+    if "--token-keep-schedule" in extra:
+        # update n runs at step n-1: floor((n-1)/6*24 + 8) = 8 + 4(n-1), a multiple of 4, up to T = 32
+        kept = ["8", "12", "16", "20", "24", "28", "32", "32", "32", "32"]
+        assert [r["kept_len"] for r in logged(straight.stdout)] == kept
+        assert [r["kept_len"] for r in logged(resumed.stdout)] == kept[5:]
+        assert [r["kept_frac"] for r in logged(straight.stdout)][-4:] == ["1"] * 4  # no dropping at T
 
 
 def test_checkpoint_loads_into_stock_roberta_and_back_into_tokendrop(data_bin, tmp_path):
