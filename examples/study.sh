@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
-# Baseline, importance token dropping (Hou et al. 2022), ScTD (Zhong et al. 2023, F=10) and random
-# dropping at EQUAL TRAINING COMPUTE, several seeds each, then compare_runs' table and curves.
+# Baseline, importance token dropping (Hou et al. 2022), ScTD (Zhong et al. 2023, F=10), random
+# selection in the token-dropping layout, random-LTD (Yao et al. 2022) on its kept-length schedule and
+# importance dropping on the same schedule, at EQUAL TRAINING COMPUTE, several seeds each, then
+# compare_runs' table and curves.
 #
-#   bash examples/study.sh                          # the embedded stdlib corpus, 4 modes x 3 seeds
+#   bash examples/study.sh                          # the embedded stdlib corpus, 6 modes x 3 seeds
 #   DATA_BIN=data-bin OUT=study_big BASE_UPDATES=20000 LAYERS=12 DIM=768 FFN=3072 HEADS=12 T=512 B=32 \
 #       bash examples/study.sh
 #
 # The baseline is this model with --token-drop 0 (exactly stock RoBERTa) under the same criterion,
 # so every run logs its matmul MACs (fairseq_tokendrop/method/flops.py). The baseline trains
 # BASE_UPDATES updates; every other mode gets the updates that cost the same MACs by the same count
-# (expected masked count 0.15*T per sequence), so token dropping gets its extra updates. Each run
+# (expected masked count 0.15*T per sequence), so token dropping gets its extra updates; on a
+# schedule (KEEP_SCHEDULE, --token-keep-schedule MIN,MAX,REQUIRE_STEPS,SEQ_PER_STEP; default: T/2 to T
+# over BASE_UPDATES updates in steps of T/16) the count sums each update's own cost. Each run
 # decays its learning rate over its own updates (warmup WARMUP_FRAC of them) and validates
 # VALIDATIONS times. Runs are named MODE_seedK (compare_runs' grouping rule); a finished run
 # (its train.log says "done training") is kept, so a killed study resumes where it stopped: delete
 # the run directories when you change a setting. JOBS runs at a time with THREADS threads each.
 # TARGET=A adds the compute to first reach valid mlm_acc A. The default (3000 baseline updates, the
 # embedded corpus grown by the venv's package docstrings to 1.7M tokens) is the study in
-# docs/study.md: about 100 minutes on 2 cores.
+# docs/study.md: about 100 minutes on 2 cores for its first 4 modes.
 # Outputs in OUT: the runs, tb/, curves.png, results.json.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TOKENDROP_VENV:-$repo/.venv}"
 py="$venv/bin/python"
 out="${OUT:-$repo/study_out}"
-modes="${MODES:-baseline importance sctd random}"
+modes="${MODES:-baseline importance sctd random random-ltd importance-schedule}"
 seeds="${SEEDS:-1 2 3}"
 base_updates="${BASE_UPDATES:-3000}"
 layers="${LAYERS:-6}" dim="${DIM:-128}" ffn="${FFN:-512}" heads="${HEADS:-2}"
@@ -31,6 +35,7 @@ tokens="${T:-64}" batch="${B:-16}" lr="${LR:-1e-3}" warmup_frac="${WARMUP_FRAC:-
 drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-20}"
 log_interval="${LOG_INTERVAL:-10}" valid_steps="${VALID_STEPS:-50}" target="${TARGET:-}"
 jobs="${JOBS:-2}" threads="${THREADS:-1}"
+schedule="${KEEP_SCHEDULE:-$((tokens / 2)),$tokens,$base_updates,$((tokens >= 16 ? tokens / 16 : 1))}"
 # The venv's own packages whose docstrings grow the embedded corpus (--packages of make_stdlib_corpus).
 # Empty: the standard library alone (the demo's corpus).
 packages="${CORPUS_PACKAGES-torch sympy numpy networkx matplotlib sklearn scipy}"
@@ -58,7 +63,10 @@ mode_flags() {
         importance) echo "--token-drop $drop" ;;
         sctd) echo "--token-drop $drop --sctd-interval $sctd_interval" ;;
         random) echo "--token-drop $drop --token-drop-strategy random" ;;
-        *) echo "study: error: MODES: unknown mode '$1' (baseline, importance, sctd, random)" >&2; return 1 ;;
+        random-ltd) echo "--token-keep-schedule $schedule --token-drop-strategy random-ltd" ;;
+        importance-schedule) echo "--token-keep-schedule $schedule" ;;
+        *) echo "study: error: MODES: unknown mode '$1' (baseline, importance, sctd, random, random-ltd," \
+                "importance-schedule)" >&2; return 1 ;;
     esac
 }
 
@@ -66,14 +74,30 @@ mode_flags() {
 updates_for() {  # fairseq's import-time INFO lines are dropped, errors pass
     "$py" - "$1" 2> >(grep -v "^INFO:" >&2) <<EOF
 import sys
+from functools import lru_cache
 from fairseq_tokendrop.method import flops
+from fairseq_tokendrop.method.keep_schedule import parse_keep_schedule
+from fairseq_tokendrop.method.random_ltd import default_layers
 from fairseq_tokendrop.method.token_selection import num_kept
 mode, T = sys.argv[1], $tokens
-kept = T if mode == "baseline" else num_kept(T, $drop, 0)
-ratio = flops.ideal_ratio($layers, $dim, $ffn, T, kept, masked=round(0.15 * T), vocab=$(wc -l < "$data/dict.txt") + 5)
-if mode == "sctd":
-    ratio = flops.sctd_ideal_ratio(ratio, $sctd_interval)
-print(flops.equal_compute_updates($base_updates, ratio))
+layerwise = len(default_layers($layers)) if mode == "random-ltd" else None
+
+
+@lru_cache(maxsize=None)
+def ratio(kept):
+    r = flops.ideal_ratio($layers, $dim, $ffn, T, kept, masked=round(0.15 * T),
+                          vocab=$(wc -l < "$data/dict.txt") + 5, layerwise=layerwise)
+    return flops.sctd_ideal_ratio(r, $sctd_interval) if mode == "sctd" else r
+
+
+if mode in ("random-ltd", "importance-schedule"):
+    try:
+        schedule = parse_keep_schedule("$schedule", T)
+    except ValueError as e:
+        sys.exit(f"study: error: KEEP_SCHEDULE $schedule: {e}")
+    print(flops.equal_compute_updates($base_updates, lambda step: ratio(min(schedule.kept(step), T))))
+else:
+    print(flops.equal_compute_updates($base_updates, ratio(T if mode == "baseline" else num_kept(T, $drop, 0))))
 EOF
 }
 

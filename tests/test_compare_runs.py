@@ -221,7 +221,8 @@ def test_fairseq_log_windows_sum_to_the_per_update_macs(data_bin, tmp_path):
 @pytest.mark.slow
 def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
     out = tmp_path / "study"
-    env = dict(os.environ, OUT=str(out), DATA_BIN=str(data_bin), MODES="baseline random", SEEDS="1",
+    env = dict(os.environ, OUT=str(out), DATA_BIN=str(data_bin), MODES="baseline random random-ltd importance-schedule",
+               SEEDS="1",
                BASE_UPDATES="20", LAYERS="4", DIM="32", FFN="64", HEADS="2", T="32", B="8",
                VALIDATIONS="2", LOG_INTERVAL="5", VALID_STEPS="2", JOBS="2",
                TOKENDROP_VENV=str(Path(sys.executable).parents[1]))
@@ -232,5 +233,16 @@ def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
     # 4 layers, 16 of 32 tokens through layers 1-2: a step costs about 0.76 of a full one
     assert base["updates"] == 20 and 20 / 0.8 < drop["updates"] < 20 / 0.7
     assert drop["train_macs"] / base["train_macs"] == pytest.approx(1, abs=0.05)
+    # random-LTD on the default schedule 16,32,20,2: its updates sum to the baseline's compute by their
+    # logged MACs, each at its own kept length: 16 + 0.8 u rounded down to even, so the log windows of
+    # 5 updates average 16, 16, 16, 18, 18 -> 16.8, then 20.8, 24.8, 28.8; 32 = T from update 21 on
+    ltd = runs["random-ltd_seed1"]
+    assert 20 < ltd["updates"] and ltd["train_macs"] / base["train_macs"] == pytest.approx(1, abs=0.05)
+    kept = [float(r["kept_len"]) for r in logged((out / "random-ltd_seed1" / "train.log").read_text())]
+    assert kept[:4] == [16.8, 20.8, 24.8, 28.8]
+    # the token-dropping layout saves less (its layer 1 attends from the kept tokens to all): no more updates
+    scheduled = runs["importance-schedule_seed1"]
+    assert 20 < scheduled["updates"] <= ltd["updates"]
+    assert scheduled["train_macs"] / base["train_macs"] == pytest.approx(1, abs=0.05)
     assert len(base["curve"]) >= 2 and (out / "curves.png").exists()
     assert "baseline_seed1" in proc.stderr and proc.stdout.startswith("mode")

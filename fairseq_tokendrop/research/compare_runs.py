@@ -5,9 +5,12 @@ session: ``DIR/train.log`` (what the examples tee fairseq's output into; a
 ``--log-file`` written there works too), or pass the log file itself. Runs
 must be trained with ``--criterion masked_lm_tokendrop``: it logs ``macs``, the
 matmul multiply-accumulates of each update (``method/flops.py``: forward plus
-backward at the batch's padded length, kept count and masked count, ScTD's full
-pass included), averaged over each log window. The baseline is this model with
-``--token-drop 0``, which is stock RoBERTa.
+backward at the batch's padded length, kept count and masked count, in the
+run's layout, token dropping or random-LTD's layerwise one, at the kept length
+that update had under ``--token-keep-schedule``, ScTD's full pass included),
+averaged over each log window. So a scheduled run, whose updates grow dearer
+as its kept length grows, is measured at the compute it really spent. The
+baseline is this model with ``--token-drop 0``, which is stock RoBERTa.
 
 Cumulative training MACs are exact at every ``train_inner`` record (window mean
 x updates in the window) and every epoch-end ``train`` record; in between
