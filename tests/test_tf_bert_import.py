@@ -104,7 +104,8 @@ def test_a_renamed_tf2_variable_is_refused_naming_it():
 
 
 def test_a_missing_tf2_variable_is_refused_by_its_model_garden_name():
-    message = one_line(lambda: mapped_with("tf2_tokendrop", drop="token_drop_bert_encoder/transformer/layer_3/output/bias"))
+    dropped = "token_drop_bert_encoder/transformer/layer_3/output/bias"
+    message = one_line(lambda: mapped_with("tf2_tokendrop", drop=dropped))
     assert message == "CKPT: missing variable transformer/layer_3/output/bias for a tf2_tokendrop BERT checkpoint"
 
 

@@ -99,7 +99,8 @@ def _rule_pattern(template: str) -> str:
     return re.escape(template).replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{w\}", f"(?P<w>{WEIGHTS})")
 
 
-MODEL_GARDEN = [(re.compile(r"(?:^|/)" + _rule_pattern(tf2) + "$"), tf1) for tf2, tf1 in SHARED_RULES + TF2_ONLY_RULES]
+MODEL_GARDEN = [(re.compile(r"(?:^|/)" + _rule_pattern(tf2) + "$"), tf1)
+                for tf2, tf1 in SHARED_RULES + TF2_ONLY_RULES]
 GOOGLE = [re.compile(_rule_pattern(tf1)) for _tf2, tf1 in SHARED_RULES]
 
 
@@ -226,7 +227,8 @@ def _config(layout: str, shapes: Callable[[str], Tuple[int, ...]], num_layers: i
     vocab, hidden = shapes("bert/embeddings/word_embeddings")
     config = {
         "architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": vocab, "hidden_size": hidden,
-        "num_hidden_layers": num_layers, "intermediate_size": shapes("bert/encoder/layer_0/intermediate/dense/bias")[-1],
+        "num_hidden_layers": num_layers,
+        "intermediate_size": shapes("bert/encoder/layer_0/intermediate/dense/bias")[-1],
         "max_position_embeddings": shapes("bert/embeddings/position_embeddings")[0],
         "type_vocab_size": shapes("bert/embeddings/token_type_embeddings")[0],
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,

@@ -173,8 +173,8 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
     flags = " ".join(dimension_flags(model_args) + extra_flags)
-    log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN --user-dir {PLUGIN_DIR} "
-        f"--task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
+    log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN "
+        f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
 
 
