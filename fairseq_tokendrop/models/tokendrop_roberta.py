@@ -16,7 +16,7 @@ from fairseq.utils import safe_hasattr
 from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
 from ..method.importance import TokenImportance
-from ..checkpoints.safe_loading import CheckpointMismatch
+from ..errors import CheckpointMismatch
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept, select_kept
 
