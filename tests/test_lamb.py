@@ -12,7 +12,7 @@ import torch
 from fairseq import checkpoint_utils
 
 import fairseq_tokendrop.optim  # noqa: F401  (registers --optimizer lamb; the plugin's __init__ may not yet)
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.optim.fairseq_lamb import FairseqLamb, LambConfig, is_bias_or_norm
 from fairseq_tokendrop.optim.lamb import Lamb
 
@@ -227,6 +227,7 @@ def four_updates(data_bin, tmp_path_factory):
     return fairseq_train(data_bin, save_dir, 4), save_dir
 
 
+@pytest.mark.slow  # starts fairseq-train
 def test_fairseq_train_runs_lamb_without_apex_and_logs_mlperfs_learning_rate(four_updates):
     proc, _ = four_updates
     assert "plain PyTorch LAMB" in proc.stdout
@@ -242,6 +243,7 @@ def load_state(path):
     return state["model"], state["last_optimizer_state"]
 
 
+@pytest.mark.slow  # starts fairseq-train
 def test_each_fairseq_train_update_is_lamb_applied_to_the_clipped_gradient(four_updates):
     """Consecutive checkpoints determine each update: the clipped gradient follows from the first moments,
     so the second moments, the clipping (against fairseq's logged gnorm) and the weights can be checked."""
@@ -284,6 +286,7 @@ def test_each_fairseq_train_update_is_lamb_applied_to_the_clipped_gradient(four_
         previous = {"m": m, "v": v, "w": w, "lr": opt["param_groups"][0]["lr"]}
 
 
+@pytest.mark.slow  # starts fairseq-train
 def test_resumed_training_continues_the_lamb_state_exactly(data_bin, tmp_path, four_updates):
     _, straight = four_updates
     fairseq_train(data_bin, tmp_path, 2)

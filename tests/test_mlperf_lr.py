@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import fairseq_tokendrop.optim  # noqa: F401  (registers the scheduler; the plugin's __init__ may not yet)
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.optim.fairseq_lamb import FairseqLamb, LambConfig
 from fairseq_tokendrop.optim.mlperf_lr import MlperfPolynomialConfig, MlperfPolynomialSchedule
 

@@ -25,7 +25,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer
 from omegaconf import II
 
-from ..flags import FlagError
+from ..errors import FlagError
 from .lamb import NO_CLIPPING, Lamb
 
 logger = logging.getLogger(__name__)

@@ -16,6 +16,8 @@ ICLR 2020 (arXiv:1904.00962). The details below follow apex's ``apex/optimizers/
 The state layout is apex's (``exp_avg``, ``exp_avg_sq`` per parameter, ``step`` in the group), so a
 state dict moves between this class and FusedLAMB.
 """
+import math
+
 import torch
 
 # apex's clipping never triggers at this bound; max_grad_norm <= 0 means "no clipping" here, where
@@ -65,17 +67,21 @@ class Lamb(torch.optim.Optimizer):
                     self._step_parameter(p, group, clip_divisor)
         return loss
 
-    def _clip_divisor(self, grads):
-        """N / max_grad_norm where the global gradient norm N exceeds it, else 1 (a tensor: no host sync)."""
+    def _clip_divisor(self, grads) -> float:
+        """N / max_grad_norm where the global gradient norm N exceeds it, else 1.
+
+        A Python number, so that the clipping folds into the moment updates instead of costing a pass
+        over every gradient: one host sync per step (fairseq's trainer syncs on the norm anyway).
+        """
         if not grads:
-            return None
+            return 1.0
         norms = torch.stack([torch.linalg.vector_norm(g, dtype=math_dtype(g)) for g in grads])
-        total = torch.linalg.vector_norm(norms)
-        return torch.where(total > self.max_grad_norm, total / self.max_grad_norm, torch.ones_like(total))
+        total = torch.linalg.vector_norm(norms).item()
+        return total / self.max_grad_norm if total > self.max_grad_norm else 1.0
 
     def _step_parameter(self, p, group, clip_divisor):
         dtype = math_dtype(p)
-        grad = p.grad.to(dtype) / clip_divisor
+        grad = p.grad.to(dtype)
         # fp16/bf16 parameters (fairseq's memory-efficient mode) are updated through an fp32 copy
         weight = p.to(dtype)
         state = self.state[p]
@@ -87,13 +93,13 @@ class Lamb(torch.optim.Optimizer):
 
         beta1, beta2 = group["betas"]
         step = group["step"]
-        exp_avg.mul_(beta1).add_(grad, alpha=(1 - beta1) if group["grad_averaging"] else 1.0)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        if group["bias_correction"]:
-            m_hat, v_hat = exp_avg / (1 - beta1 ** step), exp_avg_sq / (1 - beta2 ** step)
-        else:
-            m_hat, v_hat = exp_avg, exp_avg_sq
-        update = m_hat / (v_hat.sqrt() + group["eps"])
+        # the moments of the clipped gradient g / clip_divisor
+        exp_avg.mul_(beta1).add_(grad, alpha=((1 - beta1) if group["grad_averaging"] else 1.0) / clip_divisor)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=(1 - beta2) / clip_divisor ** 2)
+        c1, c2 = (1 - beta1 ** step, 1 - beta2 ** step) if group["bias_correction"] else (1.0, 1.0)
+        # u = (m / c1) / (sqrt(v / c2) + eps), computed as m / (c1 * (sqrt(v) / sqrt(c2) + eps)) in place
+        update = exp_avg_sq.sqrt().mul_(c1 / math.sqrt(c2)).add_(c1 * group["eps"])
+        torch.div(exp_avg, update, out=update)
         decay = group["weight_decay"]
         if decay != 0:
             update.add_(weight, alpha=decay)
@@ -101,12 +107,13 @@ class Lamb(torch.optim.Optimizer):
         if self.use_nvlamb or decay != 0:
             weight_norm = torch.linalg.vector_norm(weight)
             update_norm = torch.linalg.vector_norm(update)
-            # "!= 0" as apex writes it: a NaN norm propagates into the step instead of being hidden
+            # "!= 0" as apex writes it: a NaN norm propagates into the step instead of being hidden;
+            # the ratio stays a tensor: a Python number would cost a host sync per parameter
             trust = torch.where((weight_norm != 0) & (update_norm != 0), weight_norm / update_norm,
                                 torch.ones_like(weight_norm))
-            weight.sub_(update * (group["lr"] * trust))
+            weight.addcmul_(update, trust, value=-group["lr"])
         else:
-            weight.sub_(update, alpha=group["lr"])
+            weight.add_(update, alpha=-group["lr"])
 
         if weight is not p:
             p.copy_(weight)

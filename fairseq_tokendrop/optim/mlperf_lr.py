@@ -21,7 +21,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler
 from omegaconf import II
 
-from ..flags import FlagError
+from ..errors import FlagError
 
 
 @dataclass
