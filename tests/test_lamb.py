@@ -11,7 +11,6 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-import fairseq_tokendrop.optim  # noqa: F401  (registers --optimizer lamb; the plugin's __init__ may not yet)
 from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.optim.fairseq_lamb import FairseqLamb, LambConfig, is_bias_or_norm
 from fairseq_tokendrop.optim.lamb import Lamb
@@ -196,10 +195,6 @@ def test_bad_betas_are_one_line_naming_the_flag():
         FairseqLamb(LambConfig(lamb_betas="(0.9,)", lr=[1e-3]), [torch.nn.Parameter(torch.ones(2))])
 
 
-# stock fairseq-train; fairseq_tokendrop.optim is imported first because the plugin's __init__ may not
-# import it yet (then this is exactly `fairseq-train --user-dir fairseq_tokendrop ...`)
-FAIRSEQ_TRAIN = ("import sys; from fairseq_cli.train import cli_main; import fairseq_tokendrop.optim; "
-                 "sys.argv[0] = 'fairseq-train'; cli_main()")
 TRAIN_LR, WARMUP, WARMUP_START, TOTAL, TRAIN_MAX_NORM = 5e-3, 3, -1, 8, 1.6
 
 
@@ -210,7 +205,8 @@ def fairseq_train(data_bin, save_dir, updates):
         "--lamb-no-decay-bias-and-norm", "--lamb-max-grad-norm", str(TRAIN_MAX_NORM), "--lr", str(TRAIN_LR),
         "--lr-scheduler", "mlperf_polynomial", "--warmup-updates", str(WARMUP),
         "--warmup-start-update", str(WARMUP_START), "--total-num-update", str(TOTAL))
-    proc = subprocess.run([sys.executable, "-c", FAIRSEQ_TRAIN, *map(str, flags)], cwd=REPO,
+    # stock fairseq-train --user-dir fairseq_tokendrop, as a user runs it
+    proc = subprocess.run([sys.executable, "-m", "fairseq_cli.train", *map(str, flags)], cwd=REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # one stream
     assert proc.returncode == 0, proc.stdout[-5000:]
     return proc
