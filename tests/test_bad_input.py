@@ -56,6 +56,7 @@ MODEL_CASES = [
     ("--token-keep-schedule", "8,32,10,4", {"token_drop": 0.5}),
     ("--random-ltd-layers", "0,1", {"token_drop_strategy": "random-ltd", "token_drop": 0.5}),
     ("--random-ltd-layers", "1,2", {"token_drop": 0.5}),  # the importance strategy wraps no layer
+    ("--num-segment", -1, {}),
 ]
 CRITERION_CASES = [
     ("--sctd-interval", -1),

@@ -25,7 +25,7 @@ the stock encoder pays for its ``has_pads``.
 from typing import Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from fairseq.distributed import fsdp_wrap
 from fairseq.models.transformer import TransformerConfig, TransformerEncoder
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
@@ -38,6 +38,21 @@ MIN_LAYERS = 4
 
 
 class TokenDroppingTransformerEncoder(TransformerEncoder):
+    def __init__(self, args, dictionary, embed_tokens, return_fc=False):
+        super().__init__(args, dictionary, embed_tokens, return_fc)
+        # BERT's token-type embeddings, added to the token embeddings before the positions and the
+        # embedding LayerNorm, as BERT adds them. Added at the input, they ride with the kept tokens.
+        self.embed_segments = (nn.Embedding(args.num_segment, embed_tokens.embedding_dim)
+                               if getattr(args, "num_segment", 0) > 0 else None)
+
+    def token_embedding(self, src_tokens: Tensor, segment_labels: Optional[Tensor]) -> Optional[Tensor]:
+        """``[B, T, C]`` token plus segment embeddings, or None (fairseq then embeds the tokens itself)."""
+        if self.embed_segments is None:
+            return None
+        if segment_labels is None:
+            segment_labels = torch.zeros_like(src_tokens)
+        return self.embed_tokens(src_tokens) + self.embed_segments(segment_labels)
+
     def build_encoder_layer(self, args):
         """fairseq's ``TransformerEncoderBase.build_encoder_layer`` with the layer class that can cross-attend.
 
@@ -58,12 +73,14 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         return_all_hiddens: bool = False,
         token_embeddings: Optional[Tensor] = None,
         keep_index: Optional[Tensor] = None,
+        segment_labels: Optional[Tensor] = None,
         layerwise: Optional[LayerwiseKeep] = None,
     ):
         """As ``TransformerEncoder.forward``, plus:
 
         Args:
             keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
+            segment_labels: ``[B, T]`` segment ids, for an encoder with segment embeddings.
             layerwise: random-LTD's kept positions per wrapped layer (instead of ``keep_index``).
         Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
         output of layer N-2, full length: what ScTD's local loss compares; None
@@ -71,6 +88,8 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         ``kept_padding_mask`` ``[B, K]`` (random-LTD: the first wrapped layer's;
         every wrapped layer sees as many real tokens, as padding is drawn last).
         """
+        if token_embeddings is None:
+            token_embeddings = self.token_embedding(src_tokens, segment_labels)
         if layerwise is not None:
             return self._forward_layerwise(src_tokens, layerwise, token_embeddings, return_all_hiddens)
         if keep_index is None:

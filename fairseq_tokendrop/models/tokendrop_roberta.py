@@ -19,8 +19,8 @@ from fairseq.models.roberta.model import roberta_base_architecture, roberta_larg
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_hasattr
 
-from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, keep_schedule,
-                     load_init_scores, random_ltd_layers, set_token_drop_defaults, symbol_ids)
+from ..flags import (add_segment_args, add_token_drop_args, check_task_feeds_importance, check_token_drop_args,
+                     keep_schedule, load_init_scores, random_ltd_layers, set_token_drop_defaults, symbol_ids)
 from ..method.importance import TokenImportance
 from ..errors import CheckpointMismatch
 from ..method.random_ltd import LayerwiseKeep, draw_kept, layer_slots
@@ -36,6 +36,7 @@ class TokenDropRobertaModel(RobertaModel):
     def add_args(parser):
         RobertaModel.add_args(parser)
         add_token_drop_args(parser)
+        add_segment_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -136,8 +137,11 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         return LayerwiseKeep(layer_slots(len(self.sentence_encoder.layers), self.random_ltd_layers), index)
 
     def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
-                masked_tokens=None, drop_tokens=True, **unused):
+                masked_tokens=None, drop_tokens=True, segment_labels=None, **unused):
         """As ``RobertaEncoder.forward``; ``drop_tokens=False`` forces a full pass.
+
+        ``segment_labels`` ``[B, T]``: the segment of each token, for a model
+        with ``--num-segment`` (None: all segment 0; ignored without it).
 
         The extra dict adds ``features`` ``[B, T, C]`` (the encoder output
         before the LM head), ``last_layer_input`` ``[B, T, C]`` (None in eval) and the token
@@ -149,7 +153,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         elif drop_tokens:
             keep = self.keep_index(src_tokens)
         out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep,
-                                    layerwise=layerwise)
+                                    segment_labels=segment_labels, layerwise=layerwise)
         x = out["encoder_out"][0].transpose(0, 1)
         extra = {
             "inner_states": out["encoder_states"] if return_all_hiddens else None,
