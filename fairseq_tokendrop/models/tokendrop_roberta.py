@@ -4,6 +4,7 @@ A ``RobertaModel`` in every other respect: same parameters and state-dict
 keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
 is exactly RoBERTa over all tokens.
 """
+import logging
 from typing import Optional
 
 from torch import Tensor
@@ -15,10 +16,13 @@ from fairseq.utils import safe_hasattr
 
 from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
+from ..method.activation_checkpointing import add_activation_checkpointing_args, set_activation_checkpointing_defaults
 from ..method.importance import TokenImportance
 from ..checkpoints.safe_loading import CheckpointMismatch
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept, select_kept
+
+logger = logging.getLogger(__name__)
 
 
 @register_model("tokendrop_roberta")
@@ -29,6 +33,7 @@ class TokenDropRobertaModel(RobertaModel):
     def add_args(parser):
         RobertaModel.add_args(parser)
         add_token_drop_args(parser)
+        add_activation_checkpointing_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -44,6 +49,9 @@ class TokenDropRobertaModel(RobertaModel):
                 args.tokens_per_sample = task.max_positions()
             args.max_positions = args.tokens_per_sample
         encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
+        if args.checkpoint_activations:
+            logger.info(f"activation checkpointing: {args.encoder_layers} layers recomputed in the backward "
+                        f"(non-reentrant{', inputs offloaded to CPU' if args.offload_activations else ''})")
         if OmegaConf.is_config(args):
             OmegaConf.set_struct(args, True)
         return cls(args, encoder)
@@ -133,10 +141,12 @@ class TokenDropRobertaEncoder(RobertaEncoder):
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_base")
 def tokendrop_roberta_base(args):
     set_token_drop_defaults(args)
+    set_activation_checkpointing_defaults(args)
     roberta_base_architecture(args)
 
 
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_large")
 def tokendrop_roberta_large(args):
     set_token_drop_defaults(args)
+    set_activation_checkpointing_defaults(args)
     roberta_large_architecture(args)
