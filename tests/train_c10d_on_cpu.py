@@ -18,13 +18,22 @@ What this proves and what it does not: torch's DDP reducer (bucketing, autograd 
 gloo; NCCL, CUDA streams and real GPUs are not exercised. A module on a GPU goes through
 unchanged.
 """
+import logging
+
+# first, as in fairseq-train: its logging setup (INFO to stdout) is the first, so it takes effect
+from fairseq_cli.train import cli_main
 from torch.nn.parallel import DistributedDataParallel
 from fairseq.models import distributed_fairseq_model
+
+logger = logging.getLogger(__name__)
+# what the tests look for: that fairseq's c10d branch built torch's DDP
+DROPPED = "torch DistributedDataParallel on CPU: fairseq's device_ids {} and output_device {} dropped"
 
 
 class DistributedDataParallelOnCpu(DistributedDataParallel):
     def __init__(self, module, device_ids=None, output_device=None, **kwargs):
         if all(p.device.type == "cpu" for p in module.parameters()):
+            logger.info(DROPPED.format(device_ids, output_device))
             device_ids = output_device = None
         super().__init__(module, device_ids=device_ids, output_device=output_device, **kwargs)
 
@@ -32,6 +41,4 @@ class DistributedDataParallelOnCpu(DistributedDataParallel):
 distributed_fairseq_model.DistributedDataParallel = DistributedDataParallelOnCpu
 
 if __name__ == "__main__":
-    from fairseq_cli.train import cli_main
-
     cli_main()
