@@ -1,40 +1,44 @@
 from setuptools import find_packages, setup
 
 # Console commands, named the way fairseq names its own (fairseq-train, fairseq-preprocess):
-# fairseq-tokendrop-NAME runs fairseq_tokendrop.cli.MODULE:main; scripts/MODULE.py is the same from a checkout.
+# fairseq-tokendrop-NAME runs fairseq_tokendrop.ROOM.MODULE:main; scripts/MODULE.py is the same from a
+# checkout. commands/ are what users run on their data; research/ are the benchmark, plots, GPU check
+# and demo corpus, whose plotting needs the "research" extra.
 COMMANDS = {
-    "prepare-corpus": "prepare_corpus",
-    "stdlib-corpus": "make_stdlib_corpus",
-    "convert-premasked": "convert_premasked",
-    "verify-checksums": "verify_checksums",
-    "eval-mlm-accuracy": "eval_mlm_accuracy",
-    "export": "export_checkpoint",
-    "import-hf": "import_hf",
-    "import-sctd": "import_sctd",
-    "benchmark": "benchmark",
-    "compare-runs": "compare_runs",
+    "prepare-corpus": "commands.prepare_corpus",
+    "convert-premasked": "commands.convert_premasked",
+    "verify-checksums": "commands.verify_checksums",
+    "eval-mlm-accuracy": "commands.eval_mlm_accuracy",
+    "export": "commands.export_checkpoint",
+    "import-hf": "commands.import_hf",
+    "import-sctd": "commands.import_sctd",
+    "stdlib-corpus": "research.make_stdlib_corpus",
+    "benchmark": "research.benchmark",
+    "compare-runs": "research.compare_runs",
 }
+
+# The lowest torch whose APIs the code calls (tests/test_house.py checks each against this bound):
+# torch.serialization.get_unsafe_globals_in_checkpoint came in 2.5, add_safe_globals in 2.4.
+TORCH_MIN = "2.5"
 
 setup(
     name="fairseq_tokendrop",
     version="0.1.0",
     description="Token-dropping (Hou et al. 2022) and ScTD (Zhong et al. 2023) RoBERTa pretraining as a fairseq plugin",
-    packages=find_packages(include=["fairseq_tokendrop", "fairseq_tokendrop.*"]),
-    python_requires=">=3.8",
+    packages=find_packages(include=["fairseq_tokendrop", "fairseq_tokendrop.*", "tokendrop_readers"]),
+    # ve-fairseq 0.12.3 is fairseq main of mid-2025 (the plugin calls main's MaskedLMTask._regular_dataset,
+    # which the last release, 0.12.2, lacks; 0.12.2 also cannot import on Python >= 3.11, fairseq issue
+    # 5012), published as cp311 and cp312 wheels only.
+    python_requires=">=3.11,<3.13",
     install_requires=[
-        # fairseq 0.12.2, the last official release, cannot import on Python >= 3.11
-        # (dataclass mutable defaults, fairseq issue 5012); ve-fairseq 0.12.3 is fairseq
-        # main of mid-2025 with that fix, published as cp311/cp312 wheels.
-        "fairseq==0.12.2; python_version < '3.11'",
-        "ve-fairseq==0.12.3; python_version >= '3.11'",
-        "torch>=1.13",
+        "ve-fairseq==0.12.3",
+        f"torch>={TORCH_MIN}",
         "numpy",
         "sentencepiece",
         "tensorboard",
-        "matplotlib",  # compare_runs' curves (Agg backend, no display)
     ],
     entry_points={
-        "console_scripts": [f"fairseq-tokendrop-{name} = fairseq_tokendrop.cli.{module}:main"
+        "console_scripts": [f"fairseq-tokendrop-{name} = fairseq_tokendrop.{module}:main"
                             for name, module in COMMANDS.items()],
     },
     extras_require={
@@ -42,6 +46,8 @@ setup(
         "data": ["tfrecord", "h5py"],
         # Export to and import from Hugging Face transformers.
         "hf": ["transformers", "safetensors"],
-        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors"],
+        # The research tools' plots (compare_runs' curves, Agg backend, no display).
+        "research": ["matplotlib"],
+        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "matplotlib"],
     },
 )

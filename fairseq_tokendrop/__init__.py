@@ -1,16 +1,21 @@
-"""Token-dropping RoBERTa/BERT pretraining as a fairseq plugin: ``--user-dir fairseq_tokendrop``."""
+"""Token-dropping RoBERTa/BERT pretraining as a fairseq plugin: ``--user-dir fairseq_tokendrop``.
+
+Importing the package registers the model, task and criterion with fairseq and
+allowlists the plain-data classes fairseq checkpoints carry for torch's safe
+unpickler (``checkpoints/safe_loading.py``); it changes nothing else.
+"""
 import logging
 
-# fairseq's text_to_speech task, imported with every task, logs "Please install tensorboardX" at INFO on
-# import; every command here would print it before its own output
+# fairseq's text_to_speech task logs "Please install tensorboardX" at INFO when fairseq.tasks is
+# imported, which the registration below does: every plugin command would print it before its own
+# output. Only that one logger, only that level.
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers everything)
-from .method.importance import get_token_importance, set_token_importance
-from .checkpoints.safe_loading import allow_fairseq_checkpoint_globals, install_one_line_errors
+from .checkpoints.safe_loading import allow_fairseq_checkpoint_globals  # noqa: E402
+from .method.importance import get_token_importance, set_token_importance  # noqa: E402
 
 allow_fairseq_checkpoint_globals()
-install_one_line_errors()
 
 __all__ = ["get_token_importance", "set_token_importance"]
 __version__ = "0.1.0"

@@ -10,24 +10,11 @@ import torch
 from fairseq.utils import safe_getattr
 
 from .checkpoints.sctd_fork import score_vector
+from .errors import FlagError
 from .method.importance import PIN
 from .method.token_dropping_encoder import MIN_LAYERS
 
 STRATEGIES = ("importance", "random")
-
-
-ERROR_PREFIX = "fairseq_tokendrop: error: "
-
-
-class FlagError(SystemExit):
-    """A bad flag value: exits with one line naming the flag, no traceback.
-
-    A SystemExit, as argparse's own errors are, so fairseq-train prints the
-    message alone; library callers can catch it by this name.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(ERROR_PREFIX + message)
 
 
 def add_token_drop_args(parser) -> None:

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.benchmark import main
+from fairseq_tokendrop.research.benchmark import main
 
 raise SystemExit(main())

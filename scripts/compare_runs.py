@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.compare_runs import main
+from fairseq_tokendrop.research.compare_runs import main
 
 raise SystemExit(main())

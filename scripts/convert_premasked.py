@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.convert_premasked import main
+from fairseq_tokendrop.commands.convert_premasked import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.eval_mlm_accuracy import main
+from fairseq_tokendrop.commands.eval_mlm_accuracy import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.export_checkpoint import main
+from fairseq_tokendrop.commands.export_checkpoint import main
 
 raise SystemExit(main())

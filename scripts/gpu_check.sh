@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared device check (fairseq_tokendrop/cli/gpu_check.py): GPU speed of token dropping against stock
+# The prepared device check (fairseq_tokendrop/research/gpu_check.py): GPU speed of token dropping against stock
 # RoBERTa, the SDPA backend of each kind of layer, ScTD's cost, and a fairseq-train --fp16 run. Under 8 minutes
 # on one H100/H200; without CUDA it runs at tiny sizes on CPU.
 #
@@ -55,4 +55,4 @@ fi
 versions="$("$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())')"
 echo "[gpu_check] python: $py ($versions)" >&2
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-exec "$py" -m fairseq_tokendrop.cli.gpu_check --out "$out" "$@"
+exec "$py" -m fairseq_tokendrop.research.gpu_check --out "$out" "$@"

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.import_sctd import main
+from fairseq_tokendrop.commands.import_sctd import main
 
 raise SystemExit(main())

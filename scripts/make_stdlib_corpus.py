@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.make_stdlib_corpus import main
+from fairseq_tokendrop.research.make_stdlib_corpus import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.prepare_corpus import main
+from fairseq_tokendrop.commands.prepare_corpus import main
 
 raise SystemExit(main())

@@ -2,8 +2,11 @@
 # Create ./.venv with everything the plugin, its tests and its demo need.
 # Idempotent: a no-op when the venv already matches setup.py and this script.
 #   PYTHON=python3.11   the interpreter to build the venv from
-#   TORCH_SPEC=...      the torch requirement (default: the CPU build 2.13.0; on a GPU
-#                       machine give the build that matches its CUDA, e.g. TORCH_SPEC=torch)
+#   TORCH_SPEC=...      what pip installs torch from, words split as pip arguments (default:
+#                       torch==2.13.0). Which build that is depends on pip's settings: a CPU wheel
+#                       where one is on disk or a CPU index is configured, else PyPI's CUDA build
+#                       (several GB). The suite passes with either; for the CPU build anywhere:
+#                       TORCH_SPEC="torch==2.13.0 --index-url <PyTorch's CPU wheel index>"
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TOKENDROP_VENV:-$repo/.venv}"
@@ -16,7 +19,18 @@ echo "setting up $venv (once) ..." >&2
 "${PYTHON:-python3}" -m venv "$venv"
 # Installed first and on its own: a bare "torch" requirement resolves to a
 # multi-GB CUDA build, which a CPU machine does not need.
-"$venv/bin/pip" install -q "${TORCH_SPEC:-torch==2.13.0}"
+read -r -a torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"
+"$venv/bin/pip" install -q "${torch_spec[@]}"
+# Say which build pip chose: the same requirement gives a CPU or a CUDA build depending on pip's settings.
+"$venv/bin/python" - "$venv" >&2 <<'PY'
+import pathlib, sys, sysconfig
+import torch
+site = pathlib.Path(sysconfig.get_paths(vars={"base": sys.argv[1], "platbase": sys.argv[1]})["purelib"])
+heavy = [p for p in site.iterdir() if p.name == "torch" or p.name.startswith(("nvidia", "triton"))]
+size = sum(f.stat().st_size for p in heavy for f in p.rglob("*") if f.is_file()) / 2**30
+build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
+print(f"setup_env: torch {torch.__version__} ({build}, {size:.1f} GiB in the venv)")
+PY
 "$venv/bin/pip" install -q -e "$repo[test]"
 # ve-fairseq requires torchaudio, and pip resolves one built for another torch (2.11 for torch
 # 2.13): its extension cannot load, and transformers imports torchaudio whenever it is

@@ -1,4 +1,4 @@
 #!/usr/bin/env python
-from fairseq_tokendrop.cli.verify_checksums import main
+from fairseq_tokendrop.commands.verify_checksums import main
 
 raise SystemExit(main())

@@ -107,8 +107,9 @@ def logged(stdout, kind="train_inner"):
 
 
 def load_script(name):
-    """The command module behind scripts/NAME.py (fairseq_tokendrop.cli.NAME), to call its main(argv)."""
-    return importlib.import_module(f"fairseq_tokendrop.cli.{name}")
+    """The module behind scripts/NAME.py (fairseq_tokendrop.commands.NAME or .research.NAME), to call its main(argv)."""
+    room = "research" if (REPO / "fairseq_tokendrop" / "research" / f"{name}.py").exists() else "commands"
+    return importlib.import_module(f"fairseq_tokendrop.{room}.{name}")
 
 
 # session fixtures shared by several test files: pre-masked TFRecord/HDF5 data, and a tiny

@@ -2,7 +2,7 @@
 import pytest
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from fairseq_tokendrop.cli.attention_backends import observed_backends
+from fairseq_tokendrop.research.attention_backends import observed_backends
 
 from conftest import build_tokendrop, random_tokens, tiny_dictionary
 

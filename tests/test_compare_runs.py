@@ -11,7 +11,7 @@ import numpy
 import pytest
 import torch
 
-from fairseq_tokendrop.cli import compare_runs
+from fairseq_tokendrop.research import compare_runs
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.standalone import StandaloneTask
 
@@ -59,6 +59,7 @@ def runs(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_table_numbers_match_the_hand_computation(runs, tmp_path, capsys):
     out = tmp_path / "out.json"
     assert compare_runs.main(["--runs", *map(str, runs), "--target", "0.3", "--json", str(out)]) == 0
@@ -101,6 +102,7 @@ def test_curve_is_the_seed_mean_on_the_common_range(runs):
     assert means == pytest.approx([0.1, 0.35]) and sds == pytest.approx([0, 0.3 / 2 ** 0.5])
 
 
+@pytest.mark.slow
 def test_plot_is_a_png_of_the_stated_size(runs, tmp_path):
     from matplotlib.image import imread
 
@@ -118,6 +120,7 @@ def test_a_directory_name_without_seed_suffix_is_its_own_mode():
     assert compare_runs.mode_of("baseline") == "baseline" and compare_runs.mode_of("a_seedx") == "a_seedx"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,message", [
     (lambda text: text.replace('"macs"', '"other"'), "has no 'macs' (train with --criterion masked_lm_tokendrop"),
     (lambda text: text + fairseq_line("train_inner", {"macs": 1, "num_updates": 5, "wall": 1}),
@@ -133,6 +136,7 @@ def test_bad_logs_are_one_line_naming_the_file(tmp_path, edit, message):
     assert str(error.value).startswith(f"compare_runs: error: {log}") and message in str(error.value)
 
 
+@pytest.mark.slow
 def test_missing_run_directory_names_it(tmp_path):
     with pytest.raises(SystemExit, match=f"--runs {tmp_path / 'nope'}: no such run directory"):
         compare_runs.main(["--runs", str(tmp_path / "nope")])
@@ -165,6 +169,7 @@ def test_criterion_logs_the_hand_counted_training_macs_of_the_batch(num_updates,
     assert "macs" not in crit(model, sample)[2]
 
 
+@pytest.mark.slow
 def test_fairseq_log_windows_sum_to_the_per_update_macs(data_bin, tmp_path):
     """A run logged every 3 updates (7 updates, so the last ones only in the epoch records) against
     the same run logged every update."""
@@ -191,6 +196,7 @@ def test_fairseq_log_windows_sum_to_the_per_update_macs(data_bin, tmp_path):
         assert v.macs == pytest.approx(expected, rel=1e-5), v
 
 
+@pytest.mark.slow
 def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
     out = tmp_path / "study"
     env = dict(os.environ, OUT=str(out), DATA_BIN=str(data_bin), MODES="baseline random", SEEDS="1",

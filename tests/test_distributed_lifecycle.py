@@ -31,6 +31,8 @@ import torch
 from conftest import REPO, logged, run_cli, train_flags
 from test_fairseq_train import saved_scores
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 COMMON = ["--token-drop", "0.5", "--sample-break-mode", "none", "--cpu", "--dropout", "0",
           "--attention-dropout", "0", "--token-importance-beta", "0.8"]
 TWO_RANKS = ["--distributed-world-size", "2", "--distributed-backend", "gloo", "--distributed-init-method",

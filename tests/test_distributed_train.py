@@ -14,12 +14,15 @@ run's seed and then gives batch i to rank i % world_size (``ShardedIterator``); 
 ``--update-freq 2`` one process groups batches 2k and 2k+1 into update k. Masking is seeded
 per sample, and dropout is off, so both runs compute the same losses for the same tokens.
 """
+import pytest
 import sys
 
 import torch
 
 from conftest import logged, run_cli, train_flags
 from test_fairseq_train import saved_scores
+
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 UPDATES = 6
 FLAGS = ["--max-update", UPDATES, "--token-drop", "0.5", "--sample-break-mode", "none", "--disable-validation",

@@ -72,6 +72,7 @@ def ranks(tmp_path_factory):
     return [torch.load(root / f"rank{r}.pt") for r in (0, 1)], marker
 
 
+@pytest.mark.slow
 def test_fairseqs_broadcast_of_a_loaded_checkpoint_arrives_and_a_payload_in_it_is_refused(ranks):
     (rank0, rank1), marker = ranks
     for r in (rank0, rank1):
@@ -101,6 +102,7 @@ def test_a_payload_inside_any_allowlisted_container_is_refused(tmp_path, contain
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_random_noise_differs_per_rank_and_equals_one_process_drawing_the_union(ranks):
     (rank0, rank1), _ = ranks
     one = tracker()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fairseq_tokendrop import set_token_importance
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 
 from conftest import build_stock_roberta, build_tokendrop, random_tokens, tiny_dictionary
 

@@ -25,6 +25,8 @@ from conftest import load_script, logged
 from premasked_fixtures import (
     by_symbol, convert_premasked, load_trained, make_examples, vocab_tokens, write_hdf5, write_vocab)
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 eval_mlm_accuracy = load_script("eval_mlm_accuracy")
 
 

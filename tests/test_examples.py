@@ -10,6 +10,8 @@ import torch
 
 from conftest import REPO, TINY_MODEL_FLAGS, write_structured_corpus
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 SHRINK = TINY_MODEL_FLAGS + ["--max-update", "2", "--batch-size", "4", "--num-workers", "0",
                              "--log-interval", "1", "--disable-validation"]
 

@@ -17,6 +17,8 @@ from fairseq_tokendrop.method.importance import METADATA_KEY
 
 from conftest import load_script, random_tokens
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 TEXT = "w3 w24 w1 w38"
 MASKED = ("w3 w24", "w7 w11")  # fill_mask input: MASKED[0] <mask> MASKED[1]
 

@@ -9,6 +9,8 @@ from fairseq_tokendrop.method.importance import METADATA_KEY
 
 from conftest import logged, run_cli, train_flags
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 
 def saved_scores(path):
     return torch.load(path, weights_only=True)["model"]._metadata["encoder.token_importance"][METADATA_KEY]

@@ -75,6 +75,7 @@ def train_command(data_bin, save_dir):
     return [sys.executable, "-m", "fairseq_cli.train", *map(str, train_flags(data_bin, save_dir, *FLAGS))]
 
 
+@pytest.mark.slow
 def test_a_run_killed_inside_a_save_resumes_to_the_uninterrupted_state(data_bin, tmp_path):
     # The uninterrupted run goes alongside the killed one (two cores):
     # the freeze-and-look kill does not depend on an idle machine.

@@ -11,6 +11,8 @@ import torch
 
 from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 # The pretraining dims without --tokens-per-sample, which sentence_prediction does not take.
 _tps = TINY_MODEL_FLAGS.index("--tokens-per-sample")
 ARCH_ARGS = " ".join(["--arch", "roberta_base"] + TINY_MODEL_FLAGS[:_tps] + TINY_MODEL_FLAGS[_tps + 2:])

@@ -1,5 +1,6 @@
 """scripts/gpu_check.sh's CPU fallback: tiny sizes, its report checked against the raw outputs it summarises."""
 import json
+import os
 import statistics
 import subprocess
 
@@ -10,6 +11,8 @@ from fairseq import checkpoint_utils
 from fairseq_tokendrop import get_token_importance
 
 from conftest import REPO, logged
+
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 
 def stratified_median(times, updates, interval):
@@ -23,7 +26,10 @@ def stratified_median(times, updates, interval):
 
 def test_cpu_fallback_report_matches_the_runs_it_summarises(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(out)], cwd=REPO, capture_output=True, text=True)
+    # no GPU visible, whichever torch build runs the suite and whatever machine it runs on
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["cuda"] is None and report["device"] == "cpu"

@@ -56,6 +56,7 @@ def assert_same_mlm_logits(hf_model, fs_model, hf_ids, mask, to_fairseq, pad):
 
 # ------------------------------------------------------------------ export
 
+@pytest.mark.slow
 def test_hf_export_gives_fairseqs_logits_in_transformers(pretrained):
     run = pretrained
     fs_model, dictionary = fairseq_model(run["checkpoint"], run["data"])
@@ -94,6 +95,7 @@ def bert(tmp_path_factory):
     return dict(root=root, tokens=tokens, model=model, imported=root / "imported")
 
 
+@pytest.mark.slow
 def test_bert_import_gives_hfs_mlm_logits(bert):
     fs_model, dictionary = fairseq_model(bert["imported"] / "model.pt", bert["imported"])
     assert type(fs_model).__name__ == "TokenDropRobertaModel"
@@ -113,6 +115,7 @@ def test_bert_import_gives_hfs_mlm_logits(bert):
     assert logits.softmax(-1)[:, dictionary.pad()].max() == 0  # <pad>, which BERT lacks, is never predicted
 
 
+@pytest.mark.slow
 def test_fairseq_train_restores_the_bert_import(bert, tmp_path):
     """The documented start: --restore-file with the reset flags; update 1 runs at lr 0 (warmup from 0)."""
     words = [t for t in bert["tokens"] if t.startswith("w")]
@@ -136,6 +139,7 @@ def test_fairseq_train_restores_the_bert_import(bert, tmp_path):
     assert not all(torch.equal(imported[k], after_2[k]) for k in imported)  # and then it trains
 
 
+@pytest.mark.slow
 def test_roberta_import_gives_hfs_mlm_logits(tmp_path):
     # Specials shuffled, pad_token_id 3: positions start at 4 in HF and must land on fairseq's 2.
     tokens = ["w0", "w1", "<unk>", "<pad>", "w2", "<s>", "</s>"] + [f"w{i}" for i in range(3, 40)] + ["<mask>", "w40"]
@@ -156,6 +160,7 @@ def test_roberta_import_gives_hfs_mlm_logits(tmp_path):
     assert_same_mlm_logits(model, fs_model, ids, mask, to_fairseq, dictionary.pad())
 
 
+@pytest.mark.slow
 def test_import_refuses_a_bad_directory_in_one_line(tmp_path):
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))

@@ -1,10 +1,13 @@
 """Two real processes (gloo): every rank ends with the scores of the union of both ranks' batches,
 and the one all-reduce per step also tells whether the ranks held the same scores."""
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from fairseq_tokendrop.method.importance import PIN, TokenImportance
+
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 MICRO_BATCHES = [  # per rank, two micro-batches of one step; id 3 is a target on both ranks, 6 on one only
     [(torch.tensor([3, 5]), torch.tensor([1.0, 2.0])), (torch.tensor([3]), torch.tensor([3.0]))],

@@ -1,5 +1,6 @@
 """fairseq's per-layer wrappers: --checkpoint-activations covers every layer of the dropping path, the
 cross-attention layer included; --ddp-backend fully_sharded is refused."""
+import pytest
 import torch
 
 from fairseq_tokendrop import set_token_importance
@@ -56,6 +57,7 @@ def test_checkpointed_layers_recompute_in_backward_with_equal_gradients(monkeypa
         assert g is not None and torch.allclose(grads[name], g, atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_fully_sharded_is_refused_at_startup_in_one_line(data_bin, tmp_path):
     proc = run_cli("fairseq_cli.train", *train_flags(data_bin, tmp_path, "--cpu", "--max-update", "1",
                                                      "--ddp-backend", "fully_sharded"), check=False)

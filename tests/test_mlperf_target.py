@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from fairseq_tokendrop.data.mlperf_target import mlperf_eval_interval_samples
+from fairseq_tokendrop.training.mlperf_target import mlperf_eval_interval_samples
 
 from conftest import logged, run_cli, train_flags
 
@@ -18,6 +18,7 @@ def test_the_mlperf_interval_formula_matches_exact_rational_arithmetic(batch):
     assert mlperf_eval_interval_samples(batch) == math.floor(exact) * 25_000
 
 
+@pytest.mark.slow
 def test_mlperf_interval_becomes_fairseqs_validate_and_save_interval(data_bin, tmp_path):
     proc = run_cli("fairseq_cli.train", *train_flags(
         data_bin, tmp_path, "--max-update", "1", "--update-freq", "2", "--eval-interval-samples", "mlperf"))
@@ -26,6 +27,7 @@ def test_mlperf_interval_becomes_fairseqs_validate_and_save_interval(data_bin, t
     assert f"validating and saving every {updates} updates" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_stop_at_mlm_acc_stops_at_the_first_validation_that_reaches_it(data_bin, tmp_path):
     every = ["--eval-interval-samples", "64", "--token-drop", "0.5"]  # 8 updates at batch 8
     full = run_cli("fairseq_cli.train", *train_flags(data_bin, tmp_path / "full", "--max-update", "48", *every))
@@ -53,6 +55,7 @@ def test_stop_at_mlm_acc_stops_at_the_first_validation_that_reaches_it(data_bin,
         assert torch.equal(last["model"][name], value), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad,flag", [
     (["--stop-at-mlm-acc", "0.7", "--validate-interval-updates", "3", "--save-interval-updates", "2"],
      "--validate-interval-updates"),

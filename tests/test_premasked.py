@@ -12,7 +12,7 @@ import torch
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 from fairseq_tokendrop.data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
 
@@ -44,6 +44,7 @@ def test_special_tokens_land_on_fairseq_symbols_and_dict_txt_round_trips(tmp_pat
     assert loaded.symbols == dictionary.symbols
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", ["train", "valid"])  # each a file of every producer's layout
 def test_converted_data_keeps_the_files_masks_exactly(premasked, split):
     originals = premasked["examples"][split]
@@ -59,6 +60,7 @@ def test_converted_data_keeps_the_files_masks_exactly(premasked, split):
     assert not [p for p in os.listdir(premasked["dest"]) if p.startswith(".convert-")]
 
 
+@pytest.mark.slow
 def test_the_task_serves_the_files_masks_without_re_masking(premasked):
     """masked_lm_tokendrop's batches hold the file's inputs and targets, in masked_lm's sample layout."""
     tokens = vocab_tokens()
@@ -88,6 +90,7 @@ def test_the_task_serves_the_files_masks_without_re_masking(premasked):
     assert all(torch.equal(again[i]["target"], dataset[i]["target"]) for i in range(len(dataset)))
 
 
+@pytest.mark.slow
 def test_fairseq_train_with_token_dropping_runs_on_the_files_masks(premasked, trained):
     """The importance update sees exactly the file's labels: only their scores move."""
     records = [json.loads(line.split("| train_inner | ", 1)[1]) for line in trained["stdout"].splitlines()
@@ -154,6 +157,7 @@ TF_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(TF_CASES))
 def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_path, case):
     edit, damage, expected = TF_CASES[case]
@@ -182,6 +186,7 @@ HDF5_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(HDF5_CASES))
 def test_a_bad_hdf5_shard_stops_with_one_line_naming_file_record_and_field(tmp_path, case):
     edit, expected = HDF5_CASES[case]
@@ -191,6 +196,7 @@ def test_a_bad_hdf5_shard_stops_with_one_line_naming_file_record_and_field(tmp_p
     assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
 
 
+@pytest.mark.slow
 def test_a_vocab_without_mask_is_refused(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", [t for t in vocab_tokens() if t != "[MASK]"])
     data = write_tfrecord(tmp_path / "part", make_examples(2, seed=8))
@@ -198,6 +204,7 @@ def test_a_vocab_without_mask_is_refused(tmp_path):
     assert message == f"fairseq_tokendrop: error: --vocab: {vocab}: special token(s) [MASK] not found"
 
 
+@pytest.mark.slow
 def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuses_to_load(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
     good = write_tfrecord(tmp_path / "good", make_examples(5, seed=9))
@@ -215,6 +222,7 @@ def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuse
         task.load_dataset("valid")
 
 
+@pytest.mark.slow
 def test_the_cli_error_is_one_line_on_stderr_and_a_non_zero_exit(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
     bad = write_tfrecord(tmp_path / "bad", make_examples(3, seed=11), _drop_feature("masked_lm_positions", 1))

@@ -13,11 +13,13 @@ import h5py
 import numpy as np
 import pytest
 
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 
 from premasked_fixtures import (
     PRODUCERS, SPECIALS, convert_premasked, converted_examples, pack, producer_examples, vocab_tokens,
     write_producer, write_vocab, written_examples)
+
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 
 def convert(tmp_path, *files, split="valid"):

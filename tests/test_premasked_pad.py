@@ -13,12 +13,14 @@ import pytest
 import torch
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.checkpoints.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
 from conftest import TINY_DIMS, build_tokendrop
 from premasked_fixtures import SPECIALS, by_symbol, vocab_tokens
+
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 
 def valid_batch(premasked):

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 # producer -> (training file names, eval set names), as each producer names them
 NAMES = {
     "mlperf_tf_reference": (["part-00000-of-00500", "part-00001-of-00500"], ["eval_10k"]),

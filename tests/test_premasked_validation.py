@@ -14,6 +14,8 @@ import pytest
 
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 
 def examples_served(task, split, batch_size, world_size, multiple=8):
     """How often each example index appears in the batches of all ranks' shards."""

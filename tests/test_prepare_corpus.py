@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import sentencepiece
 
+pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
+
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
 BINARIZED = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx")
 STEPS = ("spm", "encode-train", "encode-valid", "binarize")

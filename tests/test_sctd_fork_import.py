@@ -4,6 +4,7 @@ The fork's layout (github.com/WHU-ZQH/ScTD): stock RoBERTa keys plus
 ``encoder.sentence_encoder.token_importance.weight`` ``[V, 1]``, a cfg whose model is an
 argparse Namespace with ``--token-drop``, and its stock criterion/task names.
 """
+import pytest
 import argparse
 
 import torch
@@ -56,6 +57,7 @@ def write_fork_checkpoint(path, dictionary):
     return stock, scores[:, 0]
 
 
+@pytest.mark.slow
 def test_fork_checkpoint_becomes_a_restore_file_with_its_scores_and_a_stock_roberta(data_bin, tmp_path):
     trainer = trainer_for(data_bin, tmp_path)
     dictionary = trainer.task.source_dictionary

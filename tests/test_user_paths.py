@@ -15,7 +15,7 @@ from fairseq.trainer import Trainer
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 
 from conftest import REPO, USER_DIR, run_cli, train_flags
 from test_nonfinite_importance import assert_step
@@ -48,6 +48,7 @@ def build(data_bin, tmp_path, *extra, task="masked_lm_tokendrop"):
     return task.build_criterion(cfg.criterion), model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, criterion, refused", [
     ("masked_lm_tokendrop", "masked_lm", "--criterion masked_lm never updates token importance"),
     ("masked_lm", "masked_lm_tokendrop", "--task masked_lm never updates token importance"),
@@ -63,6 +64,7 @@ def test_importance_dropping_that_nothing_would_feed_is_refused_at_startup(data_
     build(data_bin, tmp_path, "--criterion", criterion, task=task)
 
 
+@pytest.mark.slow
 def test_a_stock_criterion_is_refused_in_one_line_by_fairseq_train(data_bin, tmp_path):
     proc = run_cli("fairseq_cli.train", *train_flags(data_bin, tmp_path, "--cpu", "--token-drop", "0.5",
                                                      "--criterion", "masked_lm", "--max-update", "1"), check=False)
@@ -76,6 +78,7 @@ def hydra_records(stdout, kind):
     return [json.loads(line.split(marker, 1)[1]) for line in stdout.splitlines() if marker in line]
 
 
+@pytest.mark.slow
 def test_tiny_hydra_config_runs_from_another_directory_with_plain_overrides(data_bin, tmp_path):
     save = tmp_path / "ckpt"
     proc = run_cli("fairseq_cli.hydra_train", "--config-dir", CONFIG_DIR, "--config-name", "tiny_cpu",
@@ -111,6 +114,7 @@ def hydra_recipe_cfg(name, data_bin, *overrides):
     return cfg
 
 
+@pytest.mark.slow
 def test_bf16_through_hydra_runs_the_model_in_bf16_and_keeps_fp32_scores(data_bin, tmp_path):
     cfg = hydra_recipe_cfg("tiny_cpu", data_bin, f"checkpoint.save_dir={tmp_path}", "common.bf16=true",
                            "common.tpu=false", "model.dropout=0", "model.attention_dropout=0",
@@ -147,6 +151,7 @@ def shell_recipe_cfg(script, tmp_path, data_bin, **env):
 NOT_COMPARED = {"data", "save_dir", "user_dir", "tensorboard_logdir", "restore_file", "log_file"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("yaml_name, script, env", [
     ("sctd_roberta_large", "sctd_roberta_large.sh", {}),
     ("tokendrop_bert_base_tf", "tokendrop_bert_base_tf.sh", {"NGPU": "8"}),  # 32 x 2 x 8 = 512

@@ -2,7 +2,7 @@
 
 In training, the drop pass's per-target losses go to the importance tracker's
 pending step (``TokenImportance.accumulate``); the scores move once per applied
-optimizer step (``tasks.trainer_steps.optimizer_step``, called by the task), never here.
+optimizer step (``training.trainer_steps.optimizer_step``, called by the task), never here.
 
 Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``; the
 objective's masked-LM part: L_drop, on ScTD updates ``(1-a) L_drop + a L_full``,

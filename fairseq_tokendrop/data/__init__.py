@@ -1,1 +1,1 @@
-"""The data paths: pre-masked records and datasets, WordPiece dictionaries, the MLPerf evaluation schedule."""
+"""The data paths inside fairseq: pre-masked datasets and WordPiece dictionaries (the file readers are tokendrop_readers)."""

@@ -30,7 +30,7 @@ from fairseq import utils
 from fairseq.data import RightPadDataset, SortDataset, data_utils, indexed_dataset
 
 from ..atomic_file import atomic_path
-from ..flags import FlagError
+from ..errors import FlagError
 
 META_NAME = "premasked.json"
 FORMAT = "fairseq_tokendrop.premasked"

@@ -16,7 +16,7 @@ layer norms, softmax, dropout, gather/scatter, optimizer), per sequence:
     MLM head        M*(d^2 + d*V): dense d->d, then the vocabulary projection,
                     on the M masked positions only (fairseq's RobertaLMHead)
 
-Layout for N layers (METHOD.md "Token dropping"; TF Model Garden
+Layout for N layers (Hou et al., ACL 2022; TF Model Garden
 ``official/projects/token_dropping/encoder.py``; ScTD, Zhong et al. 2023):
 full layers [0, N//2-1), the cross layer N//2-1, kept layers [N//2, N-1),
 full layer N-1.
@@ -25,8 +25,7 @@ A training step is about 3 forwards (the backward costs twice the forward,
 matmul for matmul), so the ratio of two steps equals the ratio of their
 forwards. BERT-base (d 768, f 3072, N 12), T 512, K 256 gives 0.7458 for the
 encoder and 0.7607 with the head on 77 masked tokens and a 50,000-word
-vocabulary: the anchors of METHOD.md ("about 0.746", "about 0.76"), and in
-line with the 25% saving of Hou et al. (ACL 2022).
+vocabulary, in line with the 25% saving of Hou et al. (ACL 2022).
 
 ScTD runs, every F-th update, the same batch through the full model as well,
 so per update it costs on average (F-1)/F * drop + 1/F * (drop + full)

@@ -18,7 +18,7 @@ from ..flags import (add_token_drop_args, check_task_feeds_importance, check_tok
                      set_token_drop_defaults, symbol_ids)
 from ..method.activation_checkpointing import add_activation_checkpointing_args, set_activation_checkpointing_defaults
 from ..method.importance import TokenImportance
-from ..checkpoints.safe_loading import CheckpointMismatch
+from ..errors import CheckpointMismatch
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept, select_kept
 

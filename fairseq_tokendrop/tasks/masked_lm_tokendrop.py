@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
-from . import trainer_steps
+from ..training import trainer_steps
 from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..flags import FlagError, check_criterion_feeds_importance, check_ddp_backend
-from ..data.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
+from ..training.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
 logger = logging.getLogger(__name__)

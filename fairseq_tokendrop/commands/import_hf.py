@@ -13,7 +13,7 @@ The data-bin must be binarized with OUT/dict.txt (``fairseq-preprocess --srcdict
 tokenized by the model's own tokenizer. The dimension flags must match (the script prints them);
 token importance starts from the ``--token-importance-*`` flags, not from the checkpoint.
 
-What the conversion does (``fairseq_tokendrop/hf_weights.py``):
+What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
 
 - BERT (``model_type: bert``, vocab.txt): ``[CLS] [SEP] [UNK]`` land on fairseq's
   ``<s> </s> <unk>`` (ids 0, 2, 3), ``[MASK]`` on ``<mask>`` (last), the other wordpieces,
@@ -44,6 +44,7 @@ from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dime
 from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_model_args, hf_to_fairseq
 from fairseq_tokendrop.standalone import build_model
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, wordpiece_to_fairseq, write_dict_txt
+from fairseq_tokendrop.commands.log import command_log
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
 ARCH = "tokendrop_roberta_base"
@@ -51,8 +52,7 @@ FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 MASK = "<mask>"
 
 
-def log(message):
-    print(f"import_hf: {message}", file=sys.stderr, flush=True)
+log = command_log("import_hf")
 
 
 def read_config(hf_dir):

@@ -1,12 +1,12 @@
 """The prepared device check: token dropping's speed where users run it, in one command.
 
     bash scripts/gpu_check.sh [OUT_DIR]          # picks a Python with torch and fairseq, then runs this
-    python -m fairseq_tokendrop.cli.gpu_check --out OUT_DIR [--tiny]
+    python -m fairseq_tokendrop.research.gpu_check --out OUT_DIR [--tiny]
 
 Writes ``OUT_DIR/gpu_check.json`` and ``OUT_DIR/gpu_check.md`` (a markdown table), and each part's own
 output beside them. Parts, each a fresh process with its own time limit inside one overall budget:
 
-1. the interleaved benchmark (``cli/benchmark.py``) at BERT-base size, T 512, keep 256, in fp16 and in
+1. the interleaved benchmark (``research/benchmark.py``) at BERT-base size, T 512, keep 256, in fp16 and in
    bf16 (importance and ScTD F=10 against stock RoBERTa), and at roberta_large, T 512, keep 256, in fp16:
    ratio against the MAC ideal, tokens/s, peak memory, and the SDPA backend each kind of layer ran;
 2. ScTD's F=10 cost against "token dropping plus one full step every F" (from the BERT-base runs);
@@ -84,7 +84,7 @@ def run_part(label, cmd, log_path, timeout):
 def benchmark_part(out, name, precision, flags, limit, budget):
     stem = f"bench_{name.split()[0]}_{precision}"
     json_path = out / f"{stem}.json"
-    cmd = [sys.executable, "-m", "fairseq_tokendrop.cli.benchmark", *flags, "--json", str(json_path)]
+    cmd = [sys.executable, "-m", "fairseq_tokendrop.research.benchmark", *flags, "--json", str(json_path)]
     status, seconds = run_part(f"benchmark {name} {precision}", cmd, out / f"{stem}.log", budget.limit(limit))
     part = {"name": name, "precision": precision, "command": cmd[1:], "status": status, "seconds": seconds}
     if status != 0 or not json_path.exists():

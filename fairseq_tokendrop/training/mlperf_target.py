@@ -38,7 +38,7 @@ import time
 from typing import Optional
 
 from ..atomic_file import atomic_path
-from ..flags import FlagError
+from ..errors import FlagError
 
 logger = logging.getLogger(__name__)
 

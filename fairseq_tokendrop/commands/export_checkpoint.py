@@ -37,6 +37,7 @@ import sys
 from dataclasses import fields
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists Namespace for torch.load)
+from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
 from fairseq import checkpoint_utils
 from fairseq.criterions.masked_lm import MaskedLmLoss
 from fairseq.models import ARCH_MODEL_REGISTRY
@@ -48,6 +49,7 @@ from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
 from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.method.importance import find_token_importance
+from fairseq_tokendrop.commands.log import command_log
 
 SPM_NAMES = ("spm.model", "sentencepiece.bpe.model")  # prepare_corpus.py's name, fairseq hub's name
 HUB_SPM_NAME = "sentencepiece.bpe.model"
@@ -57,8 +59,7 @@ class ExportError(Exception):
     pass
 
 
-def log(message):
-    print(f"export_checkpoint: {message}", file=sys.stderr, flush=True)
+log = command_log("export_checkpoint")
 
 
 def stock_roberta_keys():
@@ -188,7 +189,7 @@ def run(args):
         raise ExportError(f"no such checkpoint: {args.checkpoint}")
     log(f"loading {args.checkpoint}")
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(args.checkpoint)
+        state = load_checkpoint(args.checkpoint)
     except Exception as e:
         raise ExportError(f"cannot read {args.checkpoint} as a fairseq checkpoint ({type(e).__name__}: {e})")
     if state.get("cfg") is None or "model" not in state:

@@ -15,10 +15,9 @@ import argparse
 import os
 import sys
 
-import torch
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists what fairseq checkpoints carry)
-from fairseq import checkpoint_utils
+from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
 
 from fairseq_tokendrop import set_token_importance
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
@@ -26,16 +25,16 @@ from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dime
 from fairseq_tokendrop.checkpoints.sctd_fork import (FORK_SCHEDULE_FLAGS, ForkCheckpointError, fork_model_args,
                                                      split_fork_state)
 from fairseq_tokendrop.standalone import build_model, made_up_dictionary
+from fairseq_tokendrop.commands.log import command_log
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
 
 
-def log(message):
-    print(f"import_sctd: {message}", file=sys.stderr, flush=True)
+log = command_log("import_sctd")
 
 
 def convert(fork_path, out_dir):
-    state = checkpoint_utils.load_checkpoint_to_cpu(fork_path)
+    state = load_checkpoint(fork_path)
     cfg = plain(state.get("cfg") or {})
     model_cfg = cfg.get("model") or state.get("args")
     if model_cfg is None:

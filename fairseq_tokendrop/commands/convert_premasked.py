@@ -2,7 +2,7 @@
 
 Inputs: the shards as their producers write them, and the WordPiece
 ``vocab.txt`` their ids come from. The layout of each file is told by the file
-itself, never by its name (``fairseq_tokendrop/data/premasked_records.py``):
+itself, never by its name (``tokendrop_readers/premasked_files.py``):
 TFRecords of the MLPerf TF reference and TF Model Garden (v1 or v2 feature
 names, plain or GZIP), and HDF5 files with fixed-length rows (MLPerf PyTorch
 reference, NVIDIA fixed length, NVIDIA DeepLearningExamples,
@@ -38,19 +38,19 @@ import glob
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, PartWriter, merge_parts, publish_split, read_meta
-from fairseq_tokendrop.data.premasked_records import RecordError, read_premasked
+from tokendrop_readers.premasked_files import read_premasked
+from tokendrop_readers.premasked_records import RecordError
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, vocab_sha256, wordpiece_to_fairseq, write_dict_txt
+from fairseq_tokendrop.commands.log import command_log
 
 TMP_PREFIX = ".convert-"
 
 
-def log(message: str) -> None:
-    print(f"convert_premasked: {message}", file=sys.stderr, flush=True)
+log = command_log("convert_premasked")
 
 
 _worker = {}

@@ -54,6 +54,9 @@ import time
 
 import sentencepiece
 
+from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.commands.log import command_log
+
 STAMP_VERSION = 1
 CHUNK_LINES = 2000
 SPM_MODEL = "spm.model"
@@ -73,8 +76,7 @@ def fail(message):
     raise CorpusError(message)
 
 
-def log(message):
-    print(f"prepare_corpus: {message}", file=sys.stderr, flush=True)
+log = command_log("prepare_corpus")
 
 
 class Progress:
@@ -160,10 +162,8 @@ def file_sha256(path):
 
 
 def write_json_atomic(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def remove_if_exists(path):
@@ -244,9 +244,8 @@ def copy_spm(source, destdir):
         sentencepiece.SentencePieceProcessor(model_file=source)
     except (OSError, RuntimeError) as err:
         fail(f"--spm-model is not a readable sentencepiece model: {source} ({err})")
-    tmp = os.path.join(destdir, ".prepare_corpus", "spm-copy.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, os.path.join(destdir, SPM_MODEL))
+    with atomic_path(os.path.join(destdir, SPM_MODEL)) as tmp:
+        shutil.copyfile(source, tmp)
     remove_if_exists(os.path.join(destdir, SPM_VOCAB))
     return {"copied_from": os.path.abspath(source)}
 
@@ -301,10 +300,9 @@ def encoded_lines(lines, model_path, workers):
 
 def encode_split(split, paths, destdir, args):
     out_path = os.path.join(destdir, "encoded", f"{split}.txt")
-    tmp = f"{out_path}.tmp"
     progress = Progress(f"encode-{split}", args.progress_every)
     counts = {"lines": 0, "documents": 0, "pieces": 0, "longest_line_pieces": 0, "dropped_lines": 0}
-    try:
+    with atomic_path(out_path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
             # The separator goes in only when the next document starts: leading,
             # trailing and repeated blank lines would add nothing but empty items.
@@ -325,9 +323,6 @@ def encode_split(split, paths, destdir, args):
                     counts["pieces"] += n_pieces
                     counts["longest_line_pieces"] = max(counts["longest_line_pieces"], n_pieces)
         progress.report(final=True)
-        os.replace(tmp, out_path)
-    finally:
-        remove_if_exists(tmp)
     return counts
 
 

@@ -26,7 +26,8 @@ import torch
 from fairseq import checkpoint_utils
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin's model, task and criterion)
-from fairseq_tokendrop.flags import FlagError
+from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
+from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.data.premasked_dataset import is_premasked_dir, load_premasked_split, read_meta
 
 EMBEDDING_KEY = "encoder.sentence_encoder.embed_tokens.weight"
@@ -35,7 +36,7 @@ EMBEDDING_KEY = "encoder.sentence_encoder.embed_tokens.weight"
 def load_model(checkpoint: str, data_dir: str, device: str):
     """The checkpoint's model with its task pointed at ``data_dir``; refuses a vocabulary mismatch."""
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint, arg_overrides={"data": data_dir})
+        state = load_checkpoint(checkpoint, arg_overrides={"data": data_dir})
     except FileNotFoundError:
         raise FlagError(f"{checkpoint}: no such checkpoint") from None
     embedding = state.get("model", {}).get(EMBEDDING_KEY)

@@ -57,7 +57,7 @@ import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from fairseq_tokendrop.method import flops
-from fairseq_tokendrop.cli.attention_backends import describe, observed_backends
+from fairseq_tokendrop.research.attention_backends import describe, observed_backends
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.method.importance import find_token_importance

@@ -1,1 +1,0 @@
-"""The commands: each module has a ``main(argv=None)``; setup.py installs them as ``fairseq-tokendrop-*``."""
