@@ -23,11 +23,9 @@ TORCH_DDP = ("c10d", "pytorch_ddp", DEFAULT)
 C10D_ON_CPU = str(REPO / "tests" / "train_c10d_on_cpu.py")
 
 
-def two_rank_args(data_bin, save_dir, *extra, backend="legacy_ddp", epoch_checkpoints=False):
+def two_rank_args(data_bin, save_dir, *extra, backend="legacy_ddp"):
     """torchrun's arguments for a 2-rank ``fairseq-train`` job with ``train_flags`` and ``extra``."""
     flags = train_flags(data_bin, save_dir, *extra)
-    if epoch_checkpoints:
-        flags.remove("--no-epoch-checkpoints")
     entry = [C10D_ON_CPU] if backend in TORCH_DDP else ["-m", "fairseq_cli.train"]
     rank = f'exec "$0" {shlex.join(entry)} "$@" --distributed-rank "$RANK"'
     return ["--standalone", "--nproc-per-node", "2", "--no-python", "sh", "-c", rank, sys.executable, *flags,

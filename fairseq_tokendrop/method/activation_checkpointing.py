@@ -77,7 +77,10 @@ def checkpoint_layer(layer: nn.Module, offload_to_cpu: bool = False) -> nn.Modul
 def _checkpointed_forward(forward, offload_to_cpu: bool, *args, **kwargs):
     if not torch.is_grad_enabled():  # validation, inference: nothing is saved, nothing to recompute
         return forward(*args, **kwargs)
-    # the saved-tensor hooks innermost win: save_on_cpu sees the inputs the checkpoint keeps, not
-    # the layer's own saved tensors, which the checkpoint drops
-    with save_on_cpu(pin_memory=True) if offload_to_cpu else nullcontext():
+    # The innermost saved-tensor hooks win: save_on_cpu sees the inputs the checkpoint keeps, not the
+    # layer's own saved tensors, which the checkpoint drops. Not pinned: torch's pinned copy is laid
+    # out contiguous, and a layer input with other strides (the encoder's transposed [T, B, C]) then
+    # recomputes through other kernels, which torch's checkpoint refuses ("Recomputed values ...
+    # have different metadata"); .cpu() keeps the strides, as fairseq's x.to("cpu") does.
+    with save_on_cpu(pin_memory=False) if offload_to_cpu else nullcontext():
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
