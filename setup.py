@@ -15,6 +15,7 @@ COMMANDS = {
     "stdlib-corpus": "research.make_stdlib_corpus",
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",
+    "checkpointing-cost": "research.checkpointing_cost",
 }
 
 # The lowest torch whose APIs the code calls (tests/test_house.py checks each against this bound):

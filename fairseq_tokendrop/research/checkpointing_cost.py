@@ -16,7 +16,8 @@ state; gradients are freed after each update, as fairseq's ``zero_grad`` does).
   every allocation of 64 KiB or more on its own (``M_MMAP_THRESHOLD``), so what an update frees
   goes back to the system and the next update's peak is its own.
 
-Time: the median wall time of the timed updates.
+Time: the median wall time of the timed updates, and on CPU the median process CPU time (time the
+process was descheduled by other load does not count there; with ``--threads 1`` it is the compute).
 
     python scripts/checkpointing_cost.py --layers 12 --dim 256 --ffn 1024 --heads 4 \\
         --vocab 8000 --seq-len 256 --batch-size 8 --steps 3 --json out.json
@@ -82,7 +83,7 @@ def _status_kib(field: str) -> int:
 
 
 def measured_update(mode: Mode, sample, device: str):
-    """(seconds, bytes the update needed on top of what was held before it)."""
+    """(wall seconds, process CPU seconds, bytes the update needed on top of what was held before it)."""
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -91,13 +92,13 @@ def measured_update(mode: Mode, sample, device: str):
         before = _status_kib("VmRSS") * 1024
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     mode.step(sample)
     if device == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else _status_kib("VmHWM") * 1024
-    return seconds, peak - before
+    return seconds, cpu_seconds, peak - before
 
 
 def build_modes(args, dictionary):
@@ -123,26 +124,27 @@ def main(argv=None):
     dictionary = made_up_dictionary(args.vocab)
     samples, _ = make_batches(dictionary, args)
     modes = build_modes(args, dictionary)
-    results = {name: {"seconds": [], "bytes": []} for name in modes}
+    results = {name: {"seconds": [], "cpu_seconds": [], "bytes": []} for name in modes}
     for i in range(args.warmup + args.steps):
         for name, mode in (modes.items() if i % 2 == 0 else reversed(modes.items())):
-            seconds, needed = measured_update(mode, samples[i % len(samples)], args.device)
+            measured = measured_update(mode, samples[i % len(samples)], args.device)
             if i >= args.warmup:
-                results[name]["seconds"].append(seconds)
-                results[name]["bytes"].append(needed)
+                for key, value in zip(("seconds", "cpu_seconds", "bytes"), measured):
+                    results[name][key].append(value)
     for r in results.values():
-        r["median_s"] = statistics.median(r["seconds"])
+        r["median_s"], r["median_cpu_s"] = statistics.median(r["seconds"]), statistics.median(r["cpu_seconds"])
         r["peak_bytes"] = max(r["bytes"])
     plain, checkpointed = results["plain"], results["checkpointed"]
     print(f"device {device_name(args.device)}, torch {torch.__version__}; N={args.layers} d={args.dim} "
           f"ffn={args.ffn} heads={args.heads} V={args.vocab} B={args.batch_size} T={args.seq_len} "
           f"drop={args.token_drop}; ScTD update with its full pass; {args.steps} timed updates each, "
           f"{args.warmup} warm-up, taking turns")
-    print(f"{'':<14}{'update peak MiB':>17}{'median s':>10}")
+    print(f"{'':<14}{'update peak MiB':>17}{'median s':>10}{'median CPU s':>14}")
     for name, r in results.items():
-        print(f"{name:<14}{r['peak_bytes'] / 2**20:>17.0f}{r['median_s']:>10.3f}")
+        print(f"{name:<14}{r['peak_bytes'] / 2**20:>17.0f}{r['median_s']:>10.3f}{r['median_cpu_s']:>14.3f}")
     print(f"checkpointed / plain: memory {checkpointed['peak_bytes'] / plain['peak_bytes']:.2f}, "
-          f"time {checkpointed['median_s'] / plain['median_s']:.2f}")
+          f"time {checkpointed['median_s'] / plain['median_s']:.2f}, "
+          f"CPU time {checkpointed['median_cpu_s'] / plain['median_cpu_s']:.2f}")
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump({"command": command, "config": vars(args), "torch": torch.__version__,
