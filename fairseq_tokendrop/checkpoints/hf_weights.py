@@ -13,14 +13,19 @@ no transformers import. Facts they rest on:
   (``utils.make_positions``, padding_idx 1), so the table has
   ``max_positions + 2`` rows. HF RoBERTa does the same with ``pad_token_id``
   (``create_position_ids_from_input_ids``); HF BERT uses ``i``.
-- fairseq has no token types; HF adds ``token_type_embeddings[0]`` to every
-  token of a single-segment input, so that row folds into the positions.
+- stock fairseq has no token types; HF adds ``token_type_embeddings[0]`` to
+  every token of a single-segment input, so that row folds into the positions.
+  With ``keep_segments`` the table becomes the plugin's segment embeddings
+  (``--num-segment``), which it adds where HF does: to the token embeddings,
+  before the positions and the embedding LayerNorm.
 - fairseq's LayerNorm eps is fixed at 1e-5.
 """
 from typing import Dict, List, Mapping, Tuple
 
 import torch
 from torch import Tensor
+
+from ..method.importance import PIN
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
@@ -204,7 +209,17 @@ def position_offset(hf_config: Mapping) -> int:
     return 0
 
 
-def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor) -> Tuple[Dict[str, Tensor], List[str]]:
+def importance_to_fairseq(scores: Tensor, perm: Tensor) -> Tensor:
+    """Per-id scores in the HF vocabulary's order -> float32 in fairseq dictionary order (``perm`` as below).
+
+    An entry with no HF row (fairseq's ``<pad>`` under a BERT vocabulary) gets the deny pin, as
+    padding has in TF Model Garden's token dropping.
+    """
+    return _rows(scores.float(), perm, -PIN)
+
+
+def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
+                  keep_segments: bool = False) -> Tuple[Dict[str, Tensor], List[str]]:
     """HF ``BertForMaskedLM``/``BertForPreTraining``/``RobertaForMaskedLM`` weights -> fairseq RoBERTa.
 
     Args:
@@ -214,6 +229,8 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
             ``[PAD]`` is a token of its own). Such an entry gets a zero embedding and the output
             bias ``NO_COUNTERPART_BIAS``: its probability is 0 in fp32 and fp16, so the
             imported model's distribution over the HF vocabulary is the HF model's.
+        keep_segments: the token-type table becomes ``embed_segments`` (a model built with
+            ``num_segment`` = its rows) instead of folding its row 0 into the positions.
     Returns the state dict (``version`` buffers left to the loading model) and notes to log.
     """
     kind = hf_config["model_type"]
@@ -237,15 +254,19 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
                      f"is a token) get a zero embedding and output bias {NO_COUNTERPART_BIAS:g}")
     out[e + "embed_tokens.weight"] = _rows(emb, perm, 0.0)
 
-    # The token-type-0 row is added to every token in HF; fairseq has no token types.
-    pos, type0 = hf_sd[pos_key], hf_sd[type_key][0]
+    pos, types = hf_sd[pos_key], hf_sd[type_key]
     offset = position_offset(hf_config)
     table = pos.new_zeros(pos.size(0) - offset + PADDING_IDX + 1, pos.size(1))
-    table[PADDING_IDX + 1:] = pos[offset:] + type0
+    if keep_segments:
+        table[PADDING_IDX + 1:] = pos[offset:]
+        out[e + "embed_segments.weight"] = types
+    else:
+        # The token-type-0 row is added to every token of a single-segment input in HF.
+        table[PADDING_IDX + 1:] = pos[offset:] + types[0]
+        if types.size(0) > 1:
+            notes.append(f"token-type rows 1..{types.size(0) - 1} are dropped (no segment embeddings without "
+                         "keeping them); row 0 is folded into the positions")
     out[e + "embed_positions.weight"] = table
-    if hf_sd[type_key].size(0) > 1:
-        notes.append(f"token-type rows 1..{hf_sd[type_key].size(0) - 1} are dropped "
-                     "(fairseq RoBERTa has no segments); row 0 is folded into the positions")
     used |= {emb_key, pos_key, type_key}
 
     _linear(hf_sd, b + "embeddings.LayerNorm", e + "layernorm_embedding", out, used)
