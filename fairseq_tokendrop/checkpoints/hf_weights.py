@@ -18,7 +18,7 @@ no transformers import. Facts they rest on:
   With ``keep_segments`` the table becomes the plugin's segment embeddings
   (``--num-segment``), which it adds where HF does: to the token embeddings,
   before the positions and the embedding LayerNorm.
-- fairseq's LayerNorm eps is fixed at 1e-5.
+- fairseq's LayerNorm eps is 1e-5; the plugin's ``--layer-norm-eps`` carries BERT's 1e-12 both ways.
 """
 from typing import Dict, List, Mapping, Tuple
 
@@ -122,7 +122,7 @@ def hf_roberta_config(model_args: Mapping, vocab_size: int) -> dict:
         "max_position_embeddings": model_args["max_positions"] + PADDING_IDX + 1,
         "type_vocab_size": 1,
         "initializer_range": 0.02,
-        "layer_norm_eps": FAIRSEQ_LAYERNORM_EPS,
+        "layer_norm_eps": model_args.get("layer_norm_eps", FAIRSEQ_LAYERNORM_EPS),
         "position_embedding_type": "absolute",
         "bos_token_id": 0,
         "pad_token_id": PADDING_IDX,
@@ -174,10 +174,6 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
                               f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
     offset = position_offset(hf_config)
     notes = []
-    eps = hf_config.get("layer_norm_eps", 1e-12)
-    if eps != FAIRSEQ_LAYERNORM_EPS:
-        notes.append(f"layer_norm_eps {eps:g} becomes fairseq's fixed {FAIRSEQ_LAYERNORM_EPS:g}; outputs "
-                     "move slightly where a LayerNorm's input variance is small")
     args = dict(
         encoder_layers=hf_config["num_hidden_layers"],
         encoder_embed_dim=hf_config["hidden_size"],
@@ -190,6 +186,7 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
         encoder_normalize_before=False,
         layernorm_embedding=True,
         untie_weights_roberta=False,
+        layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
     )
     return args, notes
 

@@ -28,7 +28,7 @@ What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
   are dropped, with a note.
 - RoBERTa (``model_type: roberta``, vocab.json): the same with the special tokens found by name
   (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset (pad_token_id + 1).
-- fairseq's LayerNorm eps is fixed at 1e-5; a different ``layer_norm_eps`` is noted.
+- ``layer_norm_eps`` becomes ``--layer-norm-eps`` (fairseq's own LayerNorms are fixed at 1e-5).
 """
 import argparse
 import json
