@@ -41,6 +41,7 @@ import torch
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
 from fairseq.data import Dictionary
 
+from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
                                                        training_cfg, without_importance)
 from fairseq_tokendrop.checkpoints.hf_weights import (ConversionError, fairseq_model_args, hf_to_fairseq,
@@ -142,7 +143,7 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
     Shared by import_hf and import_tf. ``load()`` gives (dictionary, perm, HF state dict), called
     once the config passed; ``perm`` as ``hf_to_fairseq`` takes it. ``importance``: per-id scores in
     the HF vocabulary's order, written in dictionary order for ``--init-token-importance``. Prints
-    the fairseq-train command to go on with.
+    the fairseq-train command to go on with, and writes its model flags to OUT/flags.txt for scripts.
     """
     model_args, notes = fairseq_model_args(config)
     extra_flags = []
@@ -173,6 +174,9 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
     flags = " ".join(dimension_flags(model_args) + extra_flags)
+    with atomic_path(os.path.join(out_dir, "flags.txt")) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(flags + "\n")
+    written.append(f"{out_dir}/flags.txt")
     log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN "
         f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
