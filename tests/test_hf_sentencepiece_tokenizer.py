@@ -8,7 +8,9 @@ import sentencepiece
 from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
 from fairseq.tasks.masked_lm import MaskedLMTask
 
-from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import write_tokenizer_files
+from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
+from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import hf_vocabulary, read_spm_model, write_tokenizer_files
+from fairseq_tokendrop.standalone import made_up_dictionary
 
 from hf_isolated import run_isolated
 
@@ -69,7 +71,8 @@ def models(tmp_path_factory):
         out.mkdir()
         vocabulary = write_tokenizer_files(str(out), str(root / f"{kind}.model"), dictionary.symbols, 64)
         bpe = SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(root / f"{kind}.model")))
-        built[kind] = dict(dictionary=dictionary, vocabulary=vocabulary, dir=str(out), bpe=bpe, sp=sp)
+        built[kind] = dict(dictionary=dictionary, vocabulary=vocabulary, dir=str(out), bpe=bpe, sp=sp,
+                           model=str(root / f"{kind}.model"))
     texts = sample_texts(lines)
     masked = ["The module <mask> objects.", "<mask> first", "last <mask>", "two<mask>glued", "Größe <mask> Maß"]
     hf = run_isolated(HF_SIDE, {"dirs": {k: v["dir"] for k, v in built.items()}, "texts": texts,
@@ -119,3 +122,12 @@ def test_sentence_pairs_take_robertas_layout(models):
     model, hf = models["built"]["unigram"], models["hf"]["unigram"]
     first, second = (fairseq_encode(model, t) for t in ("first", "second"))
     assert hf["pair"] == first + [model["dictionary"].eos()] + second[1:]
+
+
+def test_a_model_of_another_dictionary_or_no_model_is_named_in_one_line(models, tmp_path):
+    path = models["built"]["unigram"]["model"]
+    with pytest.raises(ConversionError, match=f"^{path} does not match the dictionary: 40 of its 45 entries"):
+        hf_vocabulary(read_spm_model(path), made_up_dictionary(45).symbols, path)
+    (tmp_path / "bad.model").write_bytes(b"not a sentencepiece model")
+    with pytest.raises(ConversionError, match=f"^{tmp_path / 'bad.model'}: not a sentencepiece model"):
+        read_spm_model(str(tmp_path / "bad.model"))
