@@ -7,6 +7,8 @@ import pytest
 from conftest import load_script
 from premasked_fixtures import vocab_tokens, write_vocab
 
+pytestmark = pytest.mark.slow  # fixtures that train with fairseq-train
+
 
 def refused(argv):
     with pytest.raises(SystemExit) as exit_info:

@@ -14,6 +14,8 @@ from conftest import build_tokendrop, load_script, random_tokens
 from hf_isolated import run_isolated
 from premasked_fixtures import by_symbol, vocab_tokens, write_vocab
 
+pytestmark = pytest.mark.slow  # a python -I process, and fixtures that train
+
 # The fixture's vocabulary is uncased (w0.., ##s, ##ing): upper case must be lowered, suffixes split off.
 TEXTS = ["w3 w24 w1 w38", "W3 w24s W1ing", "w5, w7! w9?", "x9 unknownword", "", "[MASK] w2 [SEP] w4"]
 MASKED = ["w3 w24 [MASK] w1", "[MASK] w7 w8 w9", "w1 w2 w3 w4 w5 [MASK]"]

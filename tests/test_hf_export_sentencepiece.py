@@ -10,6 +10,8 @@ from fairseq.models.roberta import RobertaModel
 from conftest import load_script, random_tokens
 from hf_isolated import run_isolated
 
+pytestmark = pytest.mark.slow  # a python -I process, and fixtures that train
+
 # Within the model's 32 positions; characters outside the w-words corpus become byte pieces.
 TEXTS = ["w3 w24 w1 w38", "w3w24  w1", "  w7\tw8  ", "", "Paris, France.", "naïve ☃ 日本",
          "w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22"]

@@ -14,6 +14,8 @@ from fairseq_tokendrop.standalone import made_up_dictionary
 
 from hf_isolated import run_isolated
 
+pytestmark = pytest.mark.slow  # a python -I process
+
 # English from the standard library's docstrings, and lines in other scripts, some of whose
 # characters the models do not cover (byte fallback, and bytes the dictionary never saw).
 OTHER_SCRIPTS = ["Größe und Maß: naïve café, déjà vu.", "Ελληνικά γράμματα και αριθμοί 123.",
