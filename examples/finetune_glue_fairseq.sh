@@ -18,7 +18,7 @@
 # ARCH_ARGS    default "--arch roberta_base --max-positions 512"; other sizes need the --encoder-* flags
 #              and --max-positions of pretraining.
 # NUM_CLASSES (2) LR (2e-5) MAX_SENTENCES (16) TOTAL_NUM_UPDATES (2036) WARMUP_UPDATES (122) MAX_EPOCH (10)
-# BIN_DIR (TASK_DIR-bin)  FP16 (README's fp16 flags; "" on CPU)  EXTRA_ARGS (appended, so they override)
+# BIN_DIR (TASK_DIR-bin)  FP16 (README.glue.md's fp16 flags; "" on CPU)  EXTRA_ARGS (appended, so they override)
 set -euo pipefail
 TASK_DIR=${TASK_DIR:?set TASK_DIR to the dir with the train/dev .input0 and .label files}
 CHECKPOINT=${CHECKPOINT:?set CHECKPOINT to the pretrained model.pt}

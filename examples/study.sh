@@ -36,7 +36,7 @@ jobs="${JOBS:-2}" threads="${THREADS:-1}"
 packages="${CORPUS_PACKAGES-torch sympy numpy networkx matplotlib sklearn scipy}"
 mkdir -p "$out"
 cd "$repo"
-# Keep freed memory in the process, as CUDA's caching allocator does (README, Speed).
+# Keep freed memory in the process, as CUDA's caching allocator does (docs/speed.md).
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-1073741824}"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-1073741824}"
 

@@ -42,6 +42,12 @@ def add_token_drop_args(parser) -> None:
                              "written with torch.save")
 
 
+def add_segment_args(parser) -> None:
+    parser.add_argument("--num-segment", type=int, metavar="N",
+                        help="segment (token type) embeddings, as BERT's type_vocab_size: 2 reads "
+                             "pre-masked data's segment_ids; 0 (default) = none, exactly stock RoBERTa")
+
+
 def set_token_drop_defaults(args) -> None:
     args.token_drop = safe_getattr(args, "token_drop", 0.0)
     args.token_keep_k = safe_getattr(args, "token_keep_k", 0)
@@ -51,6 +57,7 @@ def set_token_drop_defaults(args) -> None:
     args.token_importance_init = safe_getattr(args, "token_importance_init", 10.0)
     args.token_importance_beta = safe_getattr(args, "token_importance_beta", 0.995)
     args.init_token_importance = safe_getattr(args, "init_token_importance", None)
+    args.num_segment = safe_getattr(args, "num_segment", 0)
 
 
 def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
@@ -68,6 +75,8 @@ def check_token_drop_args(args, dictionary) -> None:
     """Raise FlagError for the first bad value, naming its flag."""
     if not 0.0 <= args.token_drop < 1.0:
         raise FlagError(f"--token-drop must be in [0, 1), got {args.token_drop}")
+    if args.num_segment < 0:
+        raise FlagError(f"--num-segment must be >= 0, got {args.num_segment}")
     if args.token_keep_k < 0:
         raise FlagError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
     dropping = args.token_drop > 0 or args.token_keep_k > 0

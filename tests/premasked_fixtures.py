@@ -284,8 +284,8 @@ def by_symbol(tokens, dictionary, ids):
 
 
 def converted_examples(dest, split):
-    """(input ids, masked positions, labels) of each converted example, back in WordPiece ids,
-    read with fairseq's own indexed-dataset reader and mapped through the symbols' text."""
+    """(input ids, masked positions, labels, segment ids) of each converted example, back in WordPiece
+    ids, read with fairseq's own indexed-dataset reader and mapped through the symbols' text."""
     from fairseq.data.indexed_dataset import MMapIndexedDataset
 
     tokens = vocab_tokens()
@@ -294,20 +294,21 @@ def converted_examples(dest, split):
     special = {"<s>": "[CLS]", "</s>": "[SEP]", "<unk>": "[UNK]", "<mask>": "[MASK]"}
     wordpiece = {t: i for i, t in enumerate(tokens)}
     to_wordpiece = lambda ids: [wordpiece[special.get(dictionary[i], dictionary[i])] for i in ids]  # noqa: E731
-    src, tgt = (MMapIndexedDataset(str(dest / f"{split}.{s}")) for s in ("src", "tgt"))
+    src, tgt, seg = (MMapIndexedDataset(str(dest / f"{split}.{s}")) for s in ("src", "tgt", "seg"))
     out = []
     for i in range(len(src)):
         target = tgt[i].numpy()
         slots = np.flatnonzero(target != dictionary.pad())
-        out.append((to_wordpiece(src[i].tolist()), slots.tolist(), to_wordpiece(target[slots].tolist())))
+        out.append((to_wordpiece(src[i].tolist()), slots.tolist(), to_wordpiece(target[slots].tolist()),
+                    seg[i].tolist()))
     return out
 
 
 def written_examples(examples):
-    """The same triples from the arrays a producer was given: what the conversion must give back."""
+    """The same tuples from the arrays a producer was given: what the conversion must give back."""
     out = []
     for ex in examples:
         n, real = int(ex["input_mask"].sum()), ex["masked_lm_weights"] == 1
         out.append((ex["input_ids"][:n].tolist(), ex["masked_lm_positions"][real].tolist(),
-                    ex["masked_lm_ids"][real].tolist()))
+                    ex["masked_lm_ids"][real].tolist(), ex["segment_ids"][:n].tolist()))
     return out

@@ -51,6 +51,7 @@ MODEL_CASES = [
     ("--init-token-importance", lambda tmp: str(scores_file(tmp, {"not": "a tensor"})), {}),
     ("--encoder-layers", 3, {"token_drop": 0.5}),
     ("--encoder-layerdrop", 0.1, {"token_drop": 0.5}),
+    ("--num-segment", -1, {}),
 ]
 CRITERION_CASES = [
     ("--sctd-interval", -1),

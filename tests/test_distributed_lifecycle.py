@@ -1,5 +1,5 @@
 """A job's whole life under data parallelism: two gloo ranks through stock ``fairseq-train``
-(torchrun, the README's command), stopped at a target, started from a checkpoint, killed and
+(torchrun, docs/distributed.md's command), stopped at a target, started from a checkpoint, killed and
 started again, and with a number of batches the ranks cannot share evenly.
 
 Each 2-rank run is checked against an uninterrupted 2-rank run (bit for bit, CPU) or against one

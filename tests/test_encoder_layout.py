@@ -32,8 +32,10 @@ def test_without_dropping_it_is_stock_roberta(mode):
     assert torch.equal(ours(tokens, masked_tokens=masked)[0], stock(tokens, masked_tokens=masked)[0])
 
 
-def reference_features(model, tokens, keep_index):
+def reference_features(model, tokens, keep_index, segments=None):
     """(output, input of the last layer) of each sample alone, unpadded, through the stock layers, following the layout by hand.
+
+    ``segments`` ``[B, T]``: BERT's input embedding, word row plus segment row, indexed by hand.
 
     The cross-attention layer's reference is the stock layer over all tokens,
     keeping only the rows of kept tokens: attention from a subset of queries to
@@ -47,7 +49,9 @@ def reference_features(model, tokens, keep_index):
     for b in range(tokens.size(0)):
         real = tokens[b][tokens[b].ne(pad)]
         kept = [i for i in keep_index[b].tolist() if i < len(real)]
-        x = enc.forward_embedding(real[None])[0].transpose(0, 1)  # [L, 1, C]
+        words = None if segments is None else (
+            enc.embed_tokens.weight[real] + enc.embed_segments.weight[segments[b][: len(real)]])[None]
+        x = enc.forward_embedding(real[None], words)[0].transpose(0, 1)  # [L, 1, C]
         for layer in layers[:split]:
             x = layer(x, encoder_padding_mask=None)
         h = layers[split](x, encoder_padding_mask=None)[kept]

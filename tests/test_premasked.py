@@ -16,7 +16,7 @@ from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 from fairseq_tokendrop.data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
 
-from conftest import run_cli
+from conftest import run_cli, train_flags
 from premasked_fixtures import (
     L, P, SPECIALS, by_symbol, convert_premasked, converted_examples, load_trained, make_examples, vocab_tokens,
     write_hdf5, write_tfrecord, write_vocab, written_examples)
@@ -56,7 +56,7 @@ def test_converted_data_keeps_the_files_masks_exactly(premasked, split):
     assert meta["splits"][split]["masked_slots"] == sum(int(ex["masked_lm_weights"].sum()) for ex in originals)
     assert meta["dictionary_size"] == len(dictionary)
     nonzero = sum(bool(ex["segment_ids"].any()) for ex in originals)
-    assert f"warning: {nonzero} of {len(originals)} examples have non-zero segment_ids" in premasked["logs"][split]
+    assert nonzero and f"{nonzero} of {len(originals)} examples have a second segment: kept" in premasked["logs"][split]
     assert not [p for p in os.listdir(premasked["dest"]) if p.startswith(".convert-")]
 
 
@@ -79,6 +79,8 @@ def test_the_task_serves_the_files_masks_without_re_masking(premasked):
         assert batch["net_input"]["src_lengths"][row] == n
         assert src[:n].tolist() == by_symbol(tokens, task.source_dictionary, ex["input_ids"][:n]).tolist()
         assert (src[n:] == pad).all()
+        segments = batch["net_input"]["segment_labels"][row]
+        assert segments[:n].tolist() == ex["segment_ids"][:n].tolist() and not segments[n:].any()
         expected = torch.full_like(src, pad)
         real = ex["masked_lm_weights"] == 1
         positions = torch.from_numpy(ex["masked_lm_positions"][real])
@@ -231,3 +233,16 @@ def test_the_cli_error_is_one_line_on_stderr_and_a_non_zero_exit(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"fairseq_tokendrop: error: {bad}: record 1: masked_lm_positions: missing feature")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_with_num_segment_the_files_segment_ids_train_the_second_segment_row(premasked, tmp_path):
+    """Row 1 of the segment table gets a gradient only from tokens of segment 1: if the file's segment_ids
+    did not reach the model, every token would be segment 0 and row 1 would never move."""
+    run_cli("fairseq_cli.train", *train_flags(premasked["dest"], tmp_path, "--max-update", "2", "--num-segment", "2",
+                                              "--token-drop", "0.5", "--save-interval-updates", "1",
+                                              "--disable-validation"))
+    key = "encoder.sentence_encoder.embed_segments.weight"
+    first, second = (torch.load(tmp_path / f"checkpoint_1_{u}.pt", weights_only=True)["model"][key] for u in (1, 2))
+    assert first.shape[0] == 2
+    assert not torch.equal(first[1], second[1])

@@ -40,7 +40,7 @@ def test_each_producers_layout_converts_exactly_and_is_named(tmp_path, producer)
     assert converted_examples(tmp_path / "bin", "valid") == written_examples(examples)
     assert f"{path}: layout {PRODUCERS[producer][1]} (" in log
     # the fixture holds what the test is about: in-sequence [PAD]s, and rows of several sequences
-    assert sum(SPECIALS["[PAD]"] in ids for ids, _, _ in written_examples(examples)) >= 2
+    assert sum(SPECIALS["[PAD]"] in ids for ids, *_ in written_examples(examples)) >= 2
     if producer == "nvidia_packed":
         assert max(len(row) for row in pack(examples)) == 3
         with h5py.File(path) as f:

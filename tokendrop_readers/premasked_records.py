@@ -10,6 +10,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 
+SEGMENTS = 2  # BERT's type_vocab_size: sentence A and sentence B
+
+
 class RecordError(ValueError):
     """A bad input shard: ``FILE: record N: FIELD: problem`` (one argument, so it pickles across processes)."""
 
@@ -29,7 +32,7 @@ class MaskedExample(NamedTuple):
     input_ids: np.ndarray  # int64 [n]
     positions: np.ndarray  # int64 [k]
     labels: np.ndarray  # int64 [k]
-    nonzero_segment: bool
+    segment_ids: np.ndarray  # int64 [n]: 0 for the first segment; all 0 where the file has none
 
 
 def validate(path, record, input_ids, input_mask, segment_ids, positions, labels, weights, vocab_size,
@@ -78,6 +81,8 @@ def validate(path, record, input_ids, input_mask, segment_ids, positions, labels
     bad = np.flatnonzero((labels < 0) | (labels >= vocab_size))
     if bad.size:
         fail("masked_lm_ids", f"id {labels[bad[0]]} is out of the vocabulary (size {vocab_size})")
-    nonzero_segment = segment_ids is not None and bool(segment_ids[:n].any())
-    return MaskedExample(tokens.astype(np.int64), positions.astype(np.int64), labels.astype(np.int64),
-                         nonzero_segment)
+    segments = np.zeros(n, np.int64) if segment_ids is None else segment_ids[:n].astype(np.int64)
+    if segments.size and (segments.min() < 0 or segments.max() >= SEGMENTS):
+        bad = int(np.flatnonzero((segments < 0) | (segments >= SEGMENTS))[0])
+        fail("segment_ids", f"value {segments[bad]} at position {bad}: BERT has segments 0 and 1 only")
+    return MaskedExample(tokens.astype(np.int64), positions.astype(np.int64), labels.astype(np.int64), segments)

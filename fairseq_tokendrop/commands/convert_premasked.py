@@ -17,8 +17,9 @@ Output (see ``fairseq_tokendrop/data/premasked_dataset.py``): DESTDIR/dict.txt
 masked slot stays a token), SPLIT.src/SPLIT.tgt indexed datasets that keep the
 file's masks exactly, premasked.json, and a copy of vocab.txt (export_checkpoint
 ``--hf-out`` makes BERT's tokenizer from it). Training on DESTDIR uses those
-masks; nothing is masked again. ``segment_ids`` and ``next_sentence_labels``
-are read, checked and dropped (the model has no segment embeddings).
+masks; nothing is masked again. ``segment_ids`` are kept as SPLIT.seg (the
+model reads them with ``--num-segment 2``); ``next_sentence_labels`` are read,
+checked and dropped (no next-sentence objective).
 
 Each input file is converted by its own worker process into a part under a
 temporary dir in DESTDIR; the parts are joined in input order and moved into
@@ -72,10 +73,10 @@ def convert_file(job):
     writer = PartWriter(prefix, _worker["vocab_size"], _worker["pad"])
     counts = dict(examples=0, masked=0, nonzero_segment=0, longest=0, layout=layout)
     for example in examples:
-        writer.add(id_map[example.input_ids], example.positions, id_map[example.labels])
+        writer.add(id_map[example.input_ids], example.positions, id_map[example.labels], example.segment_ids)
         counts["examples"] += 1
         counts["masked"] += len(example.positions)
-        counts["nonzero_segment"] += example.nonzero_segment
+        counts["nonzero_segment"] += bool(example.segment_ids.any())
         counts["longest"] = max(counts["longest"], len(example.input_ids))
         if counts["examples"] % _worker["progress_every"] == 0:
             log(f"{path}: {counts['examples']:,} examples")
@@ -136,8 +137,8 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
             with multiprocessing.Pool(workers, _init_worker, (vocab_path, progress_every)) as pool:
                 collect(pool.imap(convert_file, jobs))
         if totals["nonzero_segment"]:
-            log(f"warning: {totals['nonzero_segment']:,} of {totals['examples']:,} examples have non-zero "
-                "segment_ids; they are ignored (the model has no segment embeddings)")
+            log(f"{totals['nonzero_segment']:,} of {totals['examples']:,} examples have a second segment: "
+                "kept; train with --num-segment 2 to use them (without it the model ignores them)")
         out_prefix = os.path.join(tmp_dir, split)
         merge_parts([prefix for _, prefix in jobs], out_prefix, len(dictionary))
         entry = dict(sources=[os.path.abspath(p) for p in inputs], layouts=layouts, examples=totals["examples"],

@@ -52,8 +52,12 @@ def load_model(checkpoint: str, data_dir: str, device: str):
 
 
 @torch.no_grad()
-def evaluate(model, src, tgt, pad: int, batch_size: int, device: str, progress_every: int = 0):
-    """(correct, masked slots, examples) of ``model`` on the (src, tgt) datasets."""
+def evaluate(model, src, tgt, pad: int, batch_size: int, device: str, progress_every: int = 0, seg=None):
+    """(correct, masked slots, examples) of ``model`` on the (src, tgt[, seg]) datasets.
+
+    ``seg`` (the segment ids, None for a v2 dir) goes to the model as ``segment_labels``;
+    a model without segment embeddings ignores them.
+    """
     correct = slots = 0
     start = time.time()
     for first in range(0, len(src), batch_size):
@@ -62,9 +66,11 @@ def evaluate(model, src, tgt, pad: int, batch_size: int, device: str, progress_e
                                                  padding_value=pad).to(device)
         targets = torch.nn.utils.rnn.pad_sequence([tgt[i].long() for i in rows], batch_first=True,
                                                   padding_value=pad).to(device)
+        segments = None if seg is None else torch.nn.utils.rnn.pad_sequence(
+            [seg[i].long() for i in rows], batch_first=True, padding_value=0).to(device)
         masked = targets.ne(pad)
         if masked.any():
-            logits, _ = model(tokens, masked_tokens=masked)
+            logits, _ = model(tokens, masked_tokens=masked, segment_labels=segments)
             correct += int((logits.argmax(-1) == targets[masked]).sum())
             slots += int(masked.sum())
         batch = first // batch_size + 1
@@ -93,7 +99,7 @@ def main(argv=None):
                         "convert the eval set with scripts/convert_premasked.py")
     model, task = load_model(args.checkpoint, args.data, args.device)
     try:
-        src, tgt, _ = load_premasked_split(args.data, args.split)
+        src, tgt, seg, _ = load_premasked_split(args.data, args.split)
     except FileNotFoundError as err:
         raise FlagError(str(err)) from None
     longest = int(src.sizes.max()) if len(src) else 0
@@ -101,7 +107,7 @@ def main(argv=None):
         raise FlagError(f"{args.data}: split '{args.split}' has {longest}-token examples, "
                         f"longer than the model's {model.max_positions()} positions")
     correct, slots, examples = evaluate(model, src, tgt, task.source_dictionary.pad(), args.batch_size,
-                                        args.device, args.progress_every)
+                                        args.device, args.progress_every, seg)
     accuracy = correct / slots if slots else float("nan")
     print(f"masked_lm_accuracy {accuracy:.6f} ({correct} of {slots} masked slots correct)")
     print(f"examples {examples}")

@@ -9,6 +9,8 @@ A pre-masked data dir holds, next to fairseq's ``dict.txt``:
   positions, which hold the labels. This is the target ``masked_lm``'s
   ``MaskTokensDataset`` makes, so criteria that take ``target != pad`` as the
   masked positions read the file's masks;
+- ``SPLIT.seg.{bin,idx}``: the segment (token type) of every input token, 0
+  or 1, read by models with ``--num-segment 2`` (absent in v2 dirs: all 0);
 - ``premasked.json``: marks the dir, records per split the sources and the
   layout detected in each, counts, the vocab.txt hash and the byte size of
   each file above.
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from fairseq import utils
-from fairseq.data import RightPadDataset, SortDataset, data_utils, indexed_dataset
+from fairseq.data import BaseWrapperDataset, RightPadDataset, SortDataset, data_utils, indexed_dataset
 
 from ..atomic_file import atomic_path
 from ..errors import FlagError
@@ -35,8 +37,10 @@ from ..errors import FlagError
 META_NAME = "premasked.json"
 FORMAT = "fairseq_tokendrop.premasked"
 # 2: [PAD] became a dictionary entry of its own (in v1 an in-sequence [PAD] was stored as <pad>, i.e. padding)
-VERSION = 2
-STREAMS = ("src", "tgt")
+# 3: the segment ids are kept (SPLIT.seg); v2 dirs still load, as all segment 0
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
+STREAMS = ("src", "tgt", "seg")
 
 
 def is_premasked_dir(path: str) -> bool:
@@ -53,14 +57,14 @@ def read_meta(data_dir: str) -> dict:
         meta = json.load(handle)
     if meta.get("format") != FORMAT:
         raise FlagError(f"{data_dir}/{META_NAME}: not a {FORMAT} file")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise FlagError(f"{data_dir}/{META_NAME}: written by another version of the converter (v{meta.get('version')}, "
-                        f"this one reads v{VERSION}): convert the data again")
+                        f"this one reads v{'/v'.join(map(str, READABLE_VERSIONS))}): convert the data again")
     return meta
 
 
 class PartWriter:
-    """Binarizes examples (already in fairseq ids) into one src/tgt pair at ``prefix``."""
+    """Binarizes examples (already in fairseq ids) into one src/tgt/seg triple at ``prefix``."""
 
     def __init__(self, prefix: str, vocab_size: int, pad: int):
         self.prefix, self.pad = prefix, pad
@@ -68,11 +72,12 @@ class PartWriter:
         self.builders = {s: indexed_dataset.MMapIndexedDatasetBuilder(f"{prefix}.{s}.bin", dtype=dtype)
                          for s in STREAMS}
 
-    def add(self, input_ids: np.ndarray, positions: np.ndarray, labels: np.ndarray) -> None:
+    def add(self, input_ids: np.ndarray, positions: np.ndarray, labels: np.ndarray, segments: np.ndarray) -> None:
         target = np.full_like(input_ids, self.pad)
         target[positions] = labels
         self.builders["src"].add_item(torch.from_numpy(input_ids))
         self.builders["tgt"].add_item(torch.from_numpy(target))
+        self.builders["seg"].add_item(torch.from_numpy(segments))
 
     def finalize(self) -> None:
         for stream, builder in self.builders.items():
@@ -113,13 +118,14 @@ def publish_split(data_dir: str, split: str, tmp_prefix: str, entry: dict, vocab
             "dictionary_size": dictionary_size, "splits": {}}
         if meta["vocab_sha256"] != vocab_sha256:
             raise FlagError(f"{path}: this dir was converted with another vocab.txt")
+        meta["version"] = VERSION  # a v2 dir's other splits still read, without segments
         meta["splits"][split] = {**entry, "files": final}
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1)
 
 
 def load_premasked_split(data_dir: str, split: str):
-    """The (src, tgt) indexed datasets of a complete split, and its metadata entry."""
+    """The (src, tgt, seg) indexed datasets of a complete split (seg None in a v2 dir), and its metadata entry."""
     meta = read_meta(data_dir)
     entry = meta["splits"].get(split)
     if entry is None:
@@ -130,11 +136,13 @@ def load_premasked_split(data_dir: str, split: str):
         if not os.path.exists(path) or os.path.getsize(path) != size:
             raise FlagError(f"{path}: does not match {META_NAME} (an interrupted conversion?): "
                             f"convert split '{split}' again")
-    src, tgt = (data_utils.load_indexed_dataset(os.path.join(data_dir, f"{split}.{s}"), None, dataset_impl="mmap")
-                for s in STREAMS)
-    if len(src) != entry["examples"] or len(tgt) != len(src) or not np.array_equal(src.sizes, tgt.sizes):
+    src, tgt, seg = (data_utils.load_indexed_dataset(os.path.join(data_dir, f"{split}.{s}"), None,
+                                                     dataset_impl="mmap")
+                     if f"{split}.{s}.bin" in entry["files"] else None for s in STREAMS)
+    if len(src) != entry["examples"] or any(d is not None and not np.array_equal(src.sizes, d.sizes)
+                                            for d in (tgt, seg)):
         raise FlagError(f"{data_dir}: split '{split}' is inconsistent with {META_NAME}: convert it again")
-    return src, tgt, entry
+    return src, tgt, seg, entry
 
 
 def premasked_data_dir(task, epoch: int):
@@ -152,16 +160,38 @@ def premasked_task_dataset(task, split: str, data_dir: str):
     seeded shuffle, then by length.
     """
     check_task_dictionary(task, data_dir)
-    src, tgt, _ = load_premasked_split(data_dir, split)
+    src, tgt, seg, _ = load_premasked_split(data_dir, split)
     longest = int(src.sizes.max()) if len(src) else 0
     if longest > task.cfg.tokens_per_sample:
         raise FlagError(f"--tokens-per-sample {task.cfg.tokens_per_sample} is shorter than the longest example "
                         f"({longest} tokens) of pre-masked split '{split}' in {data_dir}")
     pad = task.source_dictionary.pad()
     dataset = task._regular_dataset(src, RightPadDataset(tgt, pad_idx=pad))
+    if seg is not None:
+        dataset = SegmentLabelsDataset(dataset, seg)
     with data_utils.numpy_seed(task.cfg.seed):
         shuffle = np.random.permutation(len(src))
     return SortDataset(dataset, sort_order=[shuffle, src.sizes])
+
+
+class SegmentLabelsDataset(BaseWrapperDataset):
+    """Adds ``net_input.segment_labels`` ``[B, T]`` (0-padded like ``src_tokens``) to the batches of ``dataset``.
+
+    Every batch carries them; a model without ``--num-segment`` ignores them.
+    """
+
+    def __init__(self, dataset, segments):
+        super().__init__(dataset)
+        self.segments = RightPadDataset(segments, pad_idx=0)
+
+    def __getitem__(self, index):
+        return {**self.dataset[index], "segment_labels": self.segments[index]}
+
+    def collater(self, samples):
+        batch = self.dataset.collater(samples)  # masked_lm's collater reads only its own keys
+        if batch:
+            batch["net_input"]["segment_labels"] = self.segments.collater([s["segment_labels"] for s in samples])
+        return batch
 
 
 def check_task_dictionary(task, data_dir: str) -> None:

@@ -21,7 +21,7 @@ the stock encoder pays for its ``has_pads``.
 from typing import Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from fairseq.distributed import fsdp_wrap
 from fairseq.models.transformer import TransformerConfig, TransformerEncoder
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
@@ -33,6 +33,21 @@ MIN_LAYERS = 4
 
 
 class TokenDroppingTransformerEncoder(TransformerEncoder):
+    def __init__(self, args, dictionary, embed_tokens, return_fc=False):
+        super().__init__(args, dictionary, embed_tokens, return_fc)
+        # BERT's token-type embeddings, added to the token embeddings before the positions and the
+        # embedding LayerNorm, as BERT adds them. Added at the input, they ride with the kept tokens.
+        self.embed_segments = (nn.Embedding(args.num_segment, embed_tokens.embedding_dim)
+                               if getattr(args, "num_segment", 0) > 0 else None)
+
+    def token_embedding(self, src_tokens: Tensor, segment_labels: Optional[Tensor]) -> Optional[Tensor]:
+        """``[B, T, C]`` token plus segment embeddings, or None (fairseq then embeds the tokens itself)."""
+        if self.embed_segments is None:
+            return None
+        if segment_labels is None:
+            segment_labels = torch.zeros_like(src_tokens)
+        return self.embed_tokens(src_tokens) + self.embed_segments(segment_labels)
+
     def build_encoder_layer(self, args):
         """fairseq's ``TransformerEncoderBase.build_encoder_layer`` with the layer class that can cross-attend.
 
@@ -53,16 +68,20 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         return_all_hiddens: bool = False,
         token_embeddings: Optional[Tensor] = None,
         keep_index: Optional[Tensor] = None,
+        segment_labels: Optional[Tensor] = None,
     ):
         """As ``TransformerEncoder.forward``, plus:
 
         Args:
             keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
+            segment_labels: ``[B, T]`` segment ids, for an encoder with segment embeddings.
         Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
         output of layer N-2, full length: what ScTD's local loss compares; None
         in eval mode without ``return_all_hiddens``) and
         ``kept_padding_mask`` ``[B, K]``.
         """
+        if token_embeddings is None:
+            token_embeddings = self.token_embedding(src_tokens, segment_labels)
         if keep_index is None:
             # Only training (ScTD) reads the last layer's input; collecting every
             # layer's output in inference would keep them all alive at once.

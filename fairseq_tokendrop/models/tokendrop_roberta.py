@@ -13,7 +13,7 @@ from fairseq.models.roberta.model import roberta_base_architecture, roberta_larg
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_hasattr
 
-from ..flags import (add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
+from ..flags import (add_segment_args, add_token_drop_args, check_task_feeds_importance, check_token_drop_args, load_init_scores,
                      set_token_drop_defaults, symbol_ids)
 from ..method.importance import TokenImportance
 from ..errors import CheckpointMismatch
@@ -29,6 +29,7 @@ class TokenDropRobertaModel(RobertaModel):
     def add_args(parser):
         RobertaModel.add_args(parser)
         add_token_drop_args(parser)
+        add_segment_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -105,15 +106,19 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         return select_kept(scores, k)
 
     def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
-                masked_tokens=None, drop_tokens=True, **unused):
+                masked_tokens=None, drop_tokens=True, segment_labels=None, **unused):
         """As ``RobertaEncoder.forward``; ``drop_tokens=False`` forces a full pass.
+
+        ``segment_labels`` ``[B, T]``: the segment of each token, for a model
+        with ``--num-segment`` (None: all segment 0; ignored without it).
 
         The extra dict adds ``features`` ``[B, T, C]`` (the encoder output
         before the LM head), ``last_layer_input`` ``[B, T, C]`` (None in eval) and the token
         counts ``kept_tokens`` / ``tokens`` (non-padding).
         """
         keep = self.keep_index(src_tokens) if drop_tokens else None
-        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep)
+        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep,
+                                    segment_labels=segment_labels)
         x = out["encoder_out"][0].transpose(0, 1)
         extra = {
             "inner_states": out["encoder_states"] if return_all_hiddens else None,
