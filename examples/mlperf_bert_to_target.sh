@@ -19,8 +19,12 @@
 #   checkpoint; convert its TF checkpoint to HF format once with transformers' converter). Its
 #   vocabulary must be the vocab.txt above.
 # Steps already done (verified files, converted splits, imported weights) are skipped on a re-run.
-# Differences from MLPerf: no segment embeddings (RoBERTa; segment_ids are dropped with a warning)
-# and AdamW instead of LAMB (add EXTRA_ARGS="--optimizer lamb ..." with NVIDIA apex installed).
+# Optimizer and schedule: those of MLPerf's TPU reference run at batch 8192: LAMB with betas 0.88/0.88,
+#   eps 1e-6, weight decay 0.0166629 (not on biases and LayerNorms), gradients clipped to norm 1, lr
+#   0.00288293 warmed up over 287 updates from update -76, decayed linearly to 0 at update 600.
+#   LAMB is NVIDIA apex's FusedLAMB where apex is installed, else the plugin's PyTorch LAMB (docs/lamb.md).
+# BATCH=8192 sequences per update: --update-freq is BATCH / (NGPU * PER_GPU), rounded up.
+# Differences from MLPerf: no segment embeddings (RoBERTa; segment_ids are dropped with a warning).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
@@ -41,6 +45,12 @@ TARGET=${TARGET:-0.720}
 EVAL_SAMPLES=${EVAL_SAMPLES:-mlperf}  # or a number of samples, for small trial runs
 NGPU=${NGPU:-1}
 PER_GPU=${PER_GPU:-32}
+BATCH=${BATCH:-8192}  # sequences per update, MLPerf's TPU run
+UPDATE_FREQ=$(( (BATCH + NGPU * PER_GPU - 1) / (NGPU * PER_GPU) ))
+if [ $((UPDATE_FREQ * NGPU * PER_GPU)) -ne "$BATCH" ]; then
+    echo "mlperf_bert_to_target.sh: note: NGPU*PER_GPU does not divide BATCH=$BATCH;" \
+         "each update takes $((UPDATE_FREQ * NGPU * PER_GPU)) sequences" >&2
+fi
 ARCH=${ARCH:-tokendrop_roberta_large}
 TOKENS=${TOKENS:-512}  # MLPerf's sequence length
 KEEP=${KEEP:-256}      # tokens the middle layers see
@@ -83,9 +93,11 @@ fi
 fairseq-train "$DATA" --user-dir "$repo/fairseq_tokendrop" \
     --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch "$ARCH" \
     --tokens-per-sample "$TOKENS" --token-keep-k "$KEEP" --token-importance-beta 0.995 \
-    --batch-size "$PER_GPU" --distributed-world-size "$NGPU" \
-    --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
-    --lr 4e-4 --lr-scheduler polynomial_decay --warmup-updates 0 --total-num-update 20000 --max-update 20000 \
+    --batch-size "$PER_GPU" --distributed-world-size "$NGPU" --update-freq "$UPDATE_FREQ" \
+    --optimizer lamb --lamb-betas "(0.88, 0.88)" --lamb-eps 1e-6 --weight-decay 0.0166629 \
+    --lamb-no-decay-bias-and-norm --lamb-max-grad-norm 1.0 \
+    --lr 0.00288293 --lr-scheduler mlperf_polynomial --warmup-updates 287 --warmup-start-update -76 \
+    --total-num-update 600 --max-update 600 \
     --eval-interval-samples "$EVAL_SAMPLES" --stop-at-mlm-acc "$TARGET" --no-epoch-checkpoints \
     "${init[@]}" --save-dir "$SAVE_DIR" --log-format json --log-interval 100 ${EXTRA_ARGS:-} \
     2>&1 | tee "$SAVE_DIR/train.log"

@@ -1,6 +1,7 @@
 """Token-dropping RoBERTa/BERT pretraining as a fairseq plugin: ``--user-dir fairseq_tokendrop``.
 
-Importing the package registers the model, task and criterion with fairseq and
+Importing the package registers the model, task, criterion, LAMB optimizer and MLPerf
+learning-rate schedule with fairseq and
 allowlists the plain-data classes fairseq checkpoints carry for torch's safe
 unpickler (``checkpoints/safe_loading.py``); it changes nothing else.
 """
@@ -11,7 +12,7 @@ import logging
 # output. Only that one logger, only that level.
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
-from . import criterions, models, tasks  # noqa: E402,F401  (registers everything)
+from . import criterions, models, optim, tasks  # noqa: E402,F401  (registers everything)
 from .checkpoints.safe_loading import allow_fairseq_checkpoint_globals  # noqa: E402
 from .method.importance import get_token_importance, set_token_importance  # noqa: E402
 

@@ -15,10 +15,12 @@ What the checks read, in README.md and docs/*.md, outside fenced code blocks unl
 - **Flag tables** are markdown tables whose header's first cell is ``flag``. The first cell of each row names one
   or more flags, each inside backticks as ``--flag`` (optionally followed by a metavar: ``--token-drop P``).
   Every flag so named must be declared by the plugin's parsers: the model's ``TokenDropRobertaModel.add_args``
-  (RoBERTa's flags included), the criterion's ``MaskedLmTokenDropConfig`` and the task's
-  ``MaskedLMTokenDropConfig`` (fairseq's ``MaskedLMConfig`` included), a field ``a_b`` being ``--a-b``. And every
+  (RoBERTa's flags included), the criterion's ``MaskedLmTokenDropConfig``, the task's
+  ``MaskedLMTokenDropConfig`` (fairseq's ``MaskedLMConfig`` included), ``--optimizer lamb``'s ``LambConfig`` and
+  ``--lr-scheduler mlperf_polynomial``'s ``MlperfPolynomialConfig``, a field ``a_b`` being ``--a-b``. And every
   flag the plugin adds itself (the model's beyond ``RobertaModel.add_args``, the criterion's, the task's beyond
-  ``MaskedLMConfig``) must be in some flag table.
+  ``MaskedLMConfig``, LAMB's beyond fairseq's ``FairseqLAMB``, the schedule's but ``--lr``) must be in some flag
+  table.
 
 No process is started: the parsers are read in this Python.
 """
@@ -186,16 +188,23 @@ def dataclass_flags(config) -> Set[str]:
 def plugin_flags() -> Tuple[Set[str], Set[str]]:
     """(every flag the plugin's parsers take, the flags the plugin adds to fairseq's)."""
     from fairseq.models.roberta import RobertaModel
+    from fairseq.optim.fused_lamb import FairseqLAMB
     from fairseq.tasks.masked_lm import MaskedLMConfig
     from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
     from fairseq_tokendrop.models.tokendrop_roberta import TokenDropRobertaModel
+    from fairseq_tokendrop.optim.fairseq_lamb import LambConfig
+    from fairseq_tokendrop.optim.mlperf_lr import MlperfPolynomialConfig
     from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
 
     model = parser_flags(TokenDropRobertaModel.add_args)
     criterion = dataclass_flags(MaskedLmTokenDropConfig)
     task = dataclass_flags(MaskedLMTokenDropConfig)
+    # --optimizer lamb keeps fairseq's FairseqLAMB flags and adds its own; --lr is fairseq's in both
+    optimizer = dataclass_flags(LambConfig)
+    schedule = dataclass_flags(MlperfPolynomialConfig)
     own = (model - parser_flags(RobertaModel.add_args)) | criterion | (task - dataclass_flags(MaskedLMConfig))
-    return model | criterion | task, own
+    own |= (optimizer - parser_flags(FairseqLAMB.add_args) | schedule) - {"--lr"}
+    return model | criterion | task | optimizer | schedule, own
 
 
 def texts_of(files: Iterable[Path], repo: Path = REPO) -> Dict[str, str]:
