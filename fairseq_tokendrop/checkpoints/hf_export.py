@@ -95,11 +95,13 @@ def _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log) -> 
     tensors = fairseq_to_hf_bert(state_dict, model_args["encoder_layers"], torch.from_numpy(id_map))
     pad = tokens.index(wordpiece_tokenizer.BERT_PAD) if wordpiece_tokenizer.BERT_PAD in tokens else None
     _save_model(tmp, hf_bert_config(model_args, len(tokens), pad), tensors)
+    segments = model_args.get("num_segment")
     log(f"BertForMaskedLM with {path}'s ids and BERT's tokenizer (do_lower_case={vocabulary.lower_case}); "
-        f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps 1e-5 as in fairseq")
+        f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps 1e-5 as in fairseq; token types "
+        + (f"= the model's {segments} segment embeddings" if segments else "zero (the model has no segments)"))
     log("not carried: a pooler and a next-sentence head (masked-LM pretraining has neither; "
         "BertForPreTraining would start them at random); the output bias of fairseq's <pad>, which "
-        "BERT lacks ([PAD] is a token of its own); the token-type rows are zero (the model has no segments)")
+        "BERT lacks ([PAD] is a token of its own)")
 
 
 def write_hf_export(out_dir: str, state_dict: Mapping[str, torch.Tensor], model_args: Mapping,

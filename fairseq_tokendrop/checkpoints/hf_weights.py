@@ -13,8 +13,10 @@ no transformers import. Facts they rest on:
   (``utils.make_positions``, padding_idx 1), so the table has
   ``max_positions + 2`` rows. HF RoBERTa does the same with ``pad_token_id``
   (``create_position_ids_from_input_ids``); HF BERT uses ``i``.
-- fairseq has no token types; HF adds ``token_type_embeddings[0]`` to every
-  token of a single-segment input, so that row folds into the positions.
+- HF adds ``token_type_embeddings[type]`` to the word embeddings, before the
+  positions and the LayerNorm; the plugin's segment embeddings (``--num-segment``)
+  sit at the same place. Stock fairseq RoBERTa has none: there the type-0 row,
+  which HF adds to every token of a single-segment input, folds into the positions.
 - fairseq's LayerNorm eps is fixed at 1e-5.
 """
 from typing import Dict, List, Mapping, Tuple
@@ -24,6 +26,7 @@ from torch import Tensor
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
+FAIRSEQ_SEGMENTS = FAIRSEQ_ENCODER + "embed_segments.weight"  # --num-segment's table (token_dropping_encoder.py)
 FAIRSEQ_LAYERNORM_EPS = 1e-5
 PADDING_IDX = 1  # fairseq Dictionary's <pad>
 UNK_IDX = 3  # fairseq Dictionary's <unk>
@@ -135,7 +138,8 @@ def hf_roberta_config(model_args: Mapping, vocab_size: int, dictionary_size: int
     as ``fairseq_dictionary_size`` so that an import drops the rest.
     """
     config = _hf_config(model_args, "roberta", vocab_size, model_args["max_positions"] + PADDING_IDX + 1)
-    config.update(type_vocab_size=1, bos_token_id=0, pad_token_id=PADDING_IDX, eos_token_id=2)
+    config.update(type_vocab_size=type_vocab_size(model_args, 1), bos_token_id=0, pad_token_id=PADDING_IDX,
+                  eos_token_id=2)
     if dictionary_size is not None and dictionary_size != vocab_size:
         config["fairseq_dictionary_size"] = dictionary_size
     return config
@@ -144,7 +148,7 @@ def hf_roberta_config(model_args: Mapping, vocab_size: int, dictionary_size: int
 def hf_bert_config(model_args: Mapping, vocab_size: int, pad_token_id: int) -> dict:
     """``config.json`` of the HF ``BertForMaskedLM`` equal to this fairseq RoBERTa (BERT counts positions from 0)."""
     config = _hf_config(model_args, "bert", vocab_size, model_args["max_positions"])
-    config.update(type_vocab_size=BERT_TYPE_VOCAB_SIZE, pad_token_id=pad_token_id)
+    config.update(type_vocab_size=type_vocab_size(model_args, BERT_TYPE_VOCAB_SIZE), pad_token_id=pad_token_id)
     return config
 
 
@@ -171,7 +175,7 @@ def _head_to_hf(sd: Mapping[str, Tensor], model_type: str, out: Dict[str, Tensor
 def _finish(sd: Mapping[str, Tensor], used: set, out: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Every fairseq weight must have found its place (the rows and bias by the caller)."""
     used |= {FAIRSEQ_ENCODER + "embed_tokens.weight", FAIRSEQ_ENCODER + "embed_positions.weight",
-             FAIRSEQ_LM_HEAD + "bias"}
+             FAIRSEQ_LM_HEAD + "bias", FAIRSEQ_SEGMENTS}
     _check_all_used(sd, used, ignorable=lambda k: k.endswith(".version"))
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 
@@ -197,11 +201,18 @@ def fairseq_to_hf_roberta(sd: Mapping[str, Tensor], num_layers: int, unknown_row
 
 
 def token_type_table(sd: Mapping[str, Tensor], rows: int) -> Tensor:
-    """HF's token-type embeddings. fairseq RoBERTa has no segments, so every row is zero and HF adds
-    nothing for any segment, as fairseq does. (A model with segment embeddings would return its
-    table here, and the configs' ``type_vocab_size`` its row count.)"""
+    """HF's token-type embeddings: the model's segment table (``--num-segment``), which fairseq adds
+    where BERT and RoBERTa add token types (to the word embeddings, before the positions and the
+    embedding LayerNorm). A model without one gets ``rows`` zero rows: HF then adds nothing for any
+    segment, as the model does."""
+    if FAIRSEQ_SEGMENTS in sd:
+        return sd[FAIRSEQ_SEGMENTS]
     emb = sd[FAIRSEQ_ENCODER + "embed_tokens.weight"]
     return emb.new_zeros(rows, emb.size(1))
+
+
+def type_vocab_size(model_args: Mapping, default: int) -> int:
+    return model_args.get("num_segment") or default
 
 
 def fairseq_to_hf_bert(sd: Mapping[str, Tensor], num_layers: int, rows: Tensor) -> Dict[str, Tensor]:
@@ -310,15 +321,21 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
                      f"is a token) get a zero embedding and output bias {NO_COUNTERPART_BIAS:g}")
     out[e + "embed_tokens.weight"] = _rows(emb, perm, 0.0)
 
-    # The token-type-0 row is added to every token in HF; fairseq has no token types.
-    pos, type0 = hf_sd[pos_key], hf_sd[type_key][0]
+    # Token types with more than the one row every token gets become the segment embeddings
+    # (--num-segment); otherwise the row HF adds to every token is folded into the positions and the
+    # model stays stock RoBERTa.
+    pos, types = hf_sd[pos_key], hf_sd[type_key]
     offset = position_offset(hf_config)
     table = pos.new_zeros(pos.size(0) - offset + PADDING_IDX + 1, pos.size(1))
-    table[PADDING_IDX + 1:] = pos[offset:] + type0
+    table[PADDING_IDX + 1:] = pos[offset:]
+    if types.size(0) > 1 and bool(types[1:].any()):
+        out[FAIRSEQ_SEGMENTS] = types
+        notes.append(f"the {types.size(0)} token-type rows become segment embeddings (--num-segment {types.size(0)})")
+    else:
+        table[PADDING_IDX + 1:] += types[0]
+        if types.size(0) > 1:
+            notes.append(f"token-type rows 1..{types.size(0) - 1} are zero: row 0 is folded into the positions")
     out[e + "embed_positions.weight"] = table
-    if hf_sd[type_key].size(0) > 1:
-        notes.append(f"token-type rows 1..{hf_sd[type_key].size(0) - 1} are dropped "
-                     "(fairseq RoBERTa has no segments); row 0 is folded into the positions")
     used |= {emb_key, pos_key, type_key}
 
     _linear(hf_sd, b + "embeddings.LayerNorm", e + "layernorm_embedding", out, used)

@@ -110,6 +110,9 @@ def stock_cfg(cfg, model_args, out_dir, spm_path):
 
 
 def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_optimizer):
+    if model_args.get("num_segment"):
+        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment {model_args['num_segment']}), "
+                          "which stock fairseq RoBERTa lacks; --hf-out carries them (token types)")
     history = plain(state["optimizer_history"])
     last = dict(history[-1], criterion_name=MaskedLmLoss.__name__)
     out = {

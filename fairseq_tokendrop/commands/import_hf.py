@@ -21,9 +21,11 @@ What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
   BERT's ``[PAD]`` is a token, fairseq's ``<pad>`` is padding); embedding rows and the MLM
   output bias are permuted to match. fairseq's ``<pad>`` has no BERT row: a zero embedding and
   an output bias of -1e4, so it is never predicted. BERT position i becomes fairseq row i+2 (fairseq
-  counts positions from padding_idx+1); the token-type-0 embedding, which BERT adds to every
-  single-segment token, is folded into the positions. The pooler and the next-sentence head
-  have no place in a masked-LM model and are dropped, with a note.
+  counts positions from padding_idx+1). Token-type embeddings become the segment embeddings
+  (``--num-segment``, printed with the other flags); where only row 0 is non-zero (an export of
+  a model without segments) it is folded into the positions instead and the model stays stock
+  RoBERTa. The pooler and the next-sentence head have no place in a masked-LM model and are
+  dropped, with a note.
 - RoBERTa (``model_type: roberta``, vocab.json or tokenizer.json): the same with the special
   tokens found by name (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset
   (pad_token_id + 1). Of an export_checkpoint ``--hf-out`` directory, the sentencepiece pieces
@@ -48,7 +50,7 @@ from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dime
                                                        training_cfg, without_importance)
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.hf_export import HUB_SPM_NAME
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_model_args, hf_to_fairseq
+from fairseq_tokendrop.checkpoints.hf_weights import FAIRSEQ_SEGMENTS, ConversionError, fairseq_model_args, hf_to_fairseq
 from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import dictionary_symbol
 from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 from fairseq_tokendrop.standalone import build_model
@@ -178,16 +180,18 @@ def convert(hf_dir, out_dir):
     state, more_notes = hf_to_fairseq(read_weights(hf_dir), config, perm)
     for note in notes + more_notes:
         log(f"note: {note}")
+    segments = state[FAIRSEQ_SEGMENTS].size(0) if FAIRSEQ_SEGMENTS in state else 0
+    segment_flags = ["--num-segment", str(segments)] if segments else []
     # Loading into the real model checks every name and shape, and adds fairseq's version buffers.
-    model = build_model(ARCH, dictionary, **model_args)
+    model = build_model(ARCH, dictionary, num_segment=segments, **model_args)
     model.load_state_dict(state, strict=True)
     os.makedirs(out_dir, exist_ok=True)
     write_dict_txt(dictionary, os.path.join(out_dir, "dict.txt"))
-    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args),
+    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args, *segment_flags),
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
     kept = keep_tokenizer_sources(hf_dir, out_dir, config["model_type"])
-    flags = " ".join(dimension_flags(model_args))
+    flags = " ".join(dimension_flags(model_args) + segment_flags)
     log(f"wrote {out_dir}/model.pt, {out_dir}/dict.txt{''.join(', ' + k for k in kept)}. Train with:\n  fairseq-train DATA-BIN --user-dir "
         f"{PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
