@@ -110,9 +110,6 @@ def stock_cfg(cfg, model_args, out_dir, spm_path):
 
 
 def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_optimizer):
-    if model_args.get("num_segment"):
-        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment {model_args['num_segment']}), "
-                          "which stock fairseq RoBERTa lacks; --hf-out carries them (token types)")
     history = plain(state["optimizer_history"])
     last = dict(history[-1], criterion_name=MaskedLmLoss.__name__)
     out = {
@@ -176,7 +173,7 @@ def wordpiece_vocabulary(data_dir, vocab, lowercase):
     return WordPieceVocabulary(path, lower_case)
 
 
-def hf_vocabulary(data_dir, args, spm_path):
+def hf_tokenizer_source(data_dir, args, spm_path):
     """What the HF export's tokenizer is made from; one line naming the missing file when there is none."""
     wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase)
     if wordpiece is not None:
@@ -233,12 +230,15 @@ def run(args):
         check_replaceable(args.hf_out, "--hf-out")
     data_dir = args.data or state["cfg"].task.data.split(os.pathsep)[0]
     dict_path, spm_path = find_data_files(data_dir, args.spm_model)
-    vocabulary = hf_vocabulary(data_dir, args, spm_path) if args.hf_out else None
+    vocabulary = hf_tokenizer_source(data_dir, args, spm_path) if args.hf_out else None
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [args.checkpoint], arg_overrides={"data": os.path.dirname(os.path.abspath(dict_path))})
     model = models[0].eval()
     model_args = plain(state["cfg"].model)
     model_args["max_positions"] = model.max_positions()
+    if args.fairseq_out and model_args.get("num_segment"):
+        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment {model_args['num_segment']}), "
+                          "which stock fairseq RoBERTa lacks; --hf-out carries them (token types)")
 
     if args.save_importance:
         try:
