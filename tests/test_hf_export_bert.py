@@ -69,7 +69,8 @@ def wordpiece_batch(tokens, lengths, seed):
 
 def fairseq_logits(model, dictionary, wordpiece_ids, mask, segments):
     """The fairseq model on the same batch: ids mapped through the tokens' text, padding by <pad>."""
-    ids = torch.from_numpy(by_symbol(vocab_tokens(), dictionary, wordpiece_ids.flatten().tolist())).view_as(wordpiece_ids)
+    ids = torch.from_numpy(by_symbol(vocab_tokens(), dictionary, wordpiece_ids.flatten().tolist()))
+    ids = ids.view_as(wordpiece_ids)
     with torch.no_grad():
         return model(torch.where(mask.bool(), ids, dictionary.pad()), segment_labels=segments)[0]
 
@@ -102,7 +103,8 @@ def exports(premasked, trained, tmp_path_factory):
     with torch.no_grad():  # weights of BERT's init scale keep activations where the two GELUs agree
         for p in random_model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
-    cfg = training_cfg(str(data), "tokendrop_roberta_base", dims, "--activation-fn", "gelu_accurate", "--num-segment", "2")
+    cfg = training_cfg(str(data), "tokendrop_roberta_base", dims, "--activation-fn", "gelu_accurate",
+                       "--num-segment", "2")
     torch.save(fresh_training_state(cfg, random_model.state_dict(), "MaskedLmTokenDropLoss"), root / "random.pt")
     load_script("export_checkpoint").main([str(root / "random.pt"), "--hf-out", str(root / "random")])
 
@@ -185,14 +187,16 @@ def test_import_hf_of_the_bert_export_gives_the_model_back(exports, name, tmp_pa
     # fairseq's <pad>, which BERT has no row for, comes back never predicted
     assert (got[real][:, pad] < got[real][:, keep].min(-1).values - 1e3).all()
     # the import keeps vocab.txt and its casing, so exporting it again gives the same BERT
-    load_script("export_checkpoint").main([str(tmp_path / "imported" / "model.pt"), "--hf-out", str(tmp_path / "again")])
+    load_script("export_checkpoint").main([str(tmp_path / "imported" / "model.pt"),
+                                           "--hf-out", str(tmp_path / "again")])
     for file in ("vocab.txt", "tokenizer_config.json", "config.json"):
         assert (tmp_path / "again" / file).read_bytes() == (exports["root"] / name / file).read_bytes(), file
 
 
 def test_the_stock_fairseq_export_refuses_segment_embeddings_in_one_line(exports, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        load_script("export_checkpoint").main([str(exports["root"] / "random.pt"), "--fairseq-out", str(tmp_path / "out")])
+        load_script("export_checkpoint").main([str(exports["root"] / "random.pt"),
+                                               "--fairseq-out", str(tmp_path / "out")])
     message = str(exit_info.value.code)
     assert message.startswith("export_checkpoint: error: --fairseq-out: the model has segment embeddings")
     assert "\n" not in message and not (tmp_path / "out").exists()

@@ -30,9 +30,10 @@ out["tokens"] = [tokenizer.convert_ids_to_tokens(ids) for ids in out["ids"]]
 with torch.no_grad():
     out["logits"] = [model(input_ids=torch.tensor([ids])).logits[0] for ids in out["ids"]]
 fill = pipeline("fill-mask", model=args["dir"])
-out["filled"] = [[(r["token"], r["score"], r["token_str"]) for r in fill(text.replace("<mask>", fill.tokenizer.mask_token),
-                                                                       top_k=args["top_k"])]
-                 for text in args["masked"]]
+out["filled"] = []
+for text in args["masked"]:
+    results = fill(text.replace("<mask>", fill.tokenizer.mask_token), top_k=args["top_k"])
+    out["filled"].append([(r["token"], r["score"], r["token_str"]) for r in results])
 """
 
 
@@ -102,6 +103,7 @@ def test_import_hf_of_the_export_gives_the_model_back(pretrained, fairseq_side, 
     # and the import exports again to the same HF files: the round trip closes
     assert (tmp_path / "imported" / "sentencepiece.bpe.model").read_bytes() == \
         (pretrained["data"] / "spm.model").read_bytes()
-    load_script("export_checkpoint").main([str(tmp_path / "imported" / "model.pt"), "--hf-out", str(tmp_path / "again")])
+    load_script("export_checkpoint").main([str(tmp_path / "imported" / "model.pt"),
+                                           "--hf-out", str(tmp_path / "again")])
     for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
         assert (tmp_path / "again" / name).read_bytes() == (pretrained["hf_export"] / name).read_bytes(), name

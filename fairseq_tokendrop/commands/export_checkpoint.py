@@ -237,8 +237,9 @@ def run(args):
     model_args = plain(state["cfg"].model)
     model_args["max_positions"] = model.max_positions()
     if args.fairseq_out and model_args.get("num_segment"):
-        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment {model_args['num_segment']}), "
-                          "which stock fairseq RoBERTa lacks; --hf-out carries them (token types)")
+        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment "
+                          f"{model_args['num_segment']}), which stock fairseq RoBERTa lacks; --hf-out carries them "
+                          "(token types)")
 
     if args.save_importance:
         try:

@@ -50,7 +50,8 @@ from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dime
                                                        training_cfg, without_importance)
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.hf_export import HUB_SPM_NAME
-from fairseq_tokendrop.checkpoints.hf_weights import FAIRSEQ_SEGMENTS, ConversionError, fairseq_model_args, hf_to_fairseq
+from fairseq_tokendrop.checkpoints.hf_weights import (FAIRSEQ_SEGMENTS, ConversionError, fairseq_model_args,
+                                                      hf_to_fairseq)
 from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import dictionary_symbol
 from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 from fairseq_tokendrop.standalone import build_model
@@ -192,7 +193,8 @@ def convert(hf_dir, out_dir):
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
     kept = keep_tokenizer_sources(hf_dir, out_dir, config["model_type"])
     flags = " ".join(dimension_flags(model_args) + segment_flags)
-    log(f"wrote {out_dir}/model.pt, {out_dir}/dict.txt{''.join(', ' + k for k in kept)}. Train with:\n  fairseq-train DATA-BIN --user-dir "
+    log(f"wrote {out_dir}/model.pt, {out_dir}/dict.txt{''.join(', ' + k for k in kept)}. Train with:\n"
+        f"  fairseq-train DATA-BIN --user-dir "
         f"{PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
 
