@@ -12,6 +12,7 @@ COMMANDS = {
     "export": "commands.export_checkpoint",
     "import-hf": "commands.import_hf",
     "import-sctd": "commands.import_sctd",
+    "import-tf": "commands.import_tf",
     "stdlib-corpus": "research.make_stdlib_corpus",
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",

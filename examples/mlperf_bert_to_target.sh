@@ -24,8 +24,7 @@
 #   0.00288293 warmed up over 287 updates from update -76, decayed linearly to 0 at update 600.
 #   LAMB is NVIDIA apex's FusedLAMB where apex is installed, else the plugin's PyTorch LAMB (docs/lamb.md).
 # BATCH=8192 sequences per update: --update-freq is BATCH / (NGPU * PER_GPU), rounded up.
-# Segment embeddings: BERT's two token types (--num-segment 2), fed the data's segment_ids; an INIT_HF
-#   BERT's token-type rows become them (import_hf.py).
+# Differences from MLPerf: no segment embeddings (RoBERTa; segment_ids are dropped with a warning).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
@@ -92,7 +91,7 @@ fi
 
 # shellcheck disable=SC2086
 fairseq-train "$DATA" --user-dir "$repo/fairseq_tokendrop" \
-    --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch "$ARCH" --num-segment 2 \
+    --task masked_lm_tokendrop --criterion masked_lm_tokendrop --arch "$ARCH" \
     --tokens-per-sample "$TOKENS" --token-keep-k "$KEEP" --token-importance-beta 0.995 \
     --batch-size "$PER_GPU" --distributed-world-size "$NGPU" --update-freq "$UPDATE_FREQ" \
     --optimizer lamb --lamb-betas "(0.88, 0.88)" --lamb-eps 1e-6 --weight-decay 0.0166629 \

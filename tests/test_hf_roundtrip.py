@@ -128,7 +128,6 @@ def test_fairseq_train_restores_the_bert_import(bert, tmp_path):
     restored = bert["imported"] / "model.pt"
     proc = run_cli("fairseq_cli.train", *train_flags(
         tmp_path / "bin", tmp_path / "ck", "--max-update", "2", "--token-drop", "0.5", "--disable-validation",
-        "--num-segment", "2",  # BERT's two token-type rows, which import_hf printed with the other flags
         "--restore-file", restored, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
         "--reset-lr-scheduler", "--lr-scheduler", "polynomial_decay", "--warmup-updates", "2",
         "--total-num-update", "2", "--save-interval-updates", "1"))

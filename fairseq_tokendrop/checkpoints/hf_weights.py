@@ -13,16 +13,20 @@ no transformers import. Facts they rest on:
   (``utils.make_positions``, padding_idx 1), so the table has
   ``max_positions + 2`` rows. HF RoBERTa does the same with ``pad_token_id``
   (``create_position_ids_from_input_ids``); HF BERT uses ``i``.
-- HF adds ``token_type_embeddings[type]`` to the word embeddings, before the
-  positions and the LayerNorm; the plugin's segment embeddings (``--num-segment``)
-  sit at the same place. Stock fairseq RoBERTa has none: there the type-0 row,
-  which HF adds to every token of a single-segment input, folds into the positions.
+- stock fairseq has no token types; HF adds ``token_type_embeddings[0]`` to
+  every token of a single-segment input, so that row folds into the positions.
+  The plugin's segment embeddings (``--num-segment``) sit where HF adds token
+  types: on the token embeddings, before the positions and the embedding
+  LayerNorm. Exports carry them as the token types; an import keeps the table
+  as them with ``keep_segments``.
 - fairseq's LayerNorm eps is fixed at 1e-5.
 """
 from typing import Dict, List, Mapping, Tuple
 
 import torch
 from torch import Tensor
+
+from ..method.importance import PIN
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
@@ -288,7 +292,17 @@ def position_offset(hf_config: Mapping) -> int:
     return 0
 
 
-def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor) -> Tuple[Dict[str, Tensor], List[str]]:
+def importance_to_fairseq(scores: Tensor, perm: Tensor) -> Tensor:
+    """Per-id scores in the HF vocabulary's order -> float32 in fairseq dictionary order (``perm`` as below).
+
+    An entry with no HF row (fairseq's ``<pad>`` under a BERT vocabulary) gets the deny pin, as
+    padding has in TF Model Garden's token dropping.
+    """
+    return _rows(scores.float(), perm, -PIN)
+
+
+def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
+                  keep_segments: bool = False) -> Tuple[Dict[str, Tensor], List[str]]:
     """HF ``BertForMaskedLM``/``BertForPreTraining``/``RobertaForMaskedLM`` weights -> fairseq RoBERTa.
 
     Args:
@@ -298,6 +312,8 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
             ``[PAD]`` is a token of its own). Such an entry gets a zero embedding and the output
             bias ``NO_COUNTERPART_BIAS``: its probability is 0 in fp32 and fp16, so the
             imported model's distribution over the HF vocabulary is the HF model's.
+        keep_segments: the token-type table becomes ``embed_segments`` (a model built with
+            ``num_segment`` = its rows) instead of folding its row 0 into the positions.
     Returns the state dict (``version`` buffers left to the loading model) and notes to log.
     """
     kind = hf_config["model_type"]
@@ -321,20 +337,18 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor)
                      f"is a token) get a zero embedding and output bias {NO_COUNTERPART_BIAS:g}")
     out[e + "embed_tokens.weight"] = _rows(emb, perm, 0.0)
 
-    # Token types with more than the one row every token gets become the segment embeddings
-    # (--num-segment); otherwise the row HF adds to every token is folded into the positions and the
-    # model stays stock RoBERTa.
     pos, types = hf_sd[pos_key], hf_sd[type_key]
     offset = position_offset(hf_config)
     table = pos.new_zeros(pos.size(0) - offset + PADDING_IDX + 1, pos.size(1))
-    table[PADDING_IDX + 1:] = pos[offset:]
-    if types.size(0) > 1 and bool(types[1:].any()):
+    if keep_segments:
+        table[PADDING_IDX + 1:] = pos[offset:]
         out[FAIRSEQ_SEGMENTS] = types
-        notes.append(f"the {types.size(0)} token-type rows become segment embeddings (--num-segment {types.size(0)})")
     else:
-        table[PADDING_IDX + 1:] += types[0]
+        # The token-type-0 row is added to every token of a single-segment input in HF.
+        table[PADDING_IDX + 1:] = pos[offset:] + types[0]
         if types.size(0) > 1:
-            notes.append(f"token-type rows 1..{types.size(0) - 1} are zero: row 0 is folded into the positions")
+            notes.append(f"token-type rows 1..{types.size(0) - 1} are dropped (no segment embeddings without "
+                         "keeping them); row 0 is folded into the positions")
     out[e + "embed_positions.weight"] = table
     used |= {emb_key, pos_key, type_key}
 

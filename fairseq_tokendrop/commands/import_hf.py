@@ -21,11 +21,11 @@ What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
   BERT's ``[PAD]`` is a token, fairseq's ``<pad>`` is padding); embedding rows and the MLM
   output bias are permuted to match. fairseq's ``<pad>`` has no BERT row: a zero embedding and
   an output bias of -1e4, so it is never predicted. BERT position i becomes fairseq row i+2 (fairseq
-  counts positions from padding_idx+1). Token-type embeddings become the segment embeddings
-  (``--num-segment``, printed with the other flags); where only row 0 is non-zero (an export of
-  a model without segments) it is folded into the positions instead and the model stays stock
-  RoBERTa. The pooler and the next-sentence head have no place in a masked-LM model and are
-  dropped, with a note.
+  counts positions from padding_idx+1); the token-type-0 embedding, which BERT adds to every
+  single-segment token, is folded into the positions, or, with ``--keep-segments``, the
+  token-type table becomes the model's segment embeddings (``--num-segment``, for data with
+  segment ids). The pooler and the next-sentence head have no place in a masked-LM model and
+  are dropped, with a note.
 - RoBERTa (``model_type: roberta``, vocab.json or tokenizer.json): the same with the special
   tokens found by name (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset
   (pad_token_id + 1). Of an export_checkpoint ``--hf-out`` directory, the sentencepiece pieces
@@ -50,8 +50,8 @@ from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dime
                                                        training_cfg, without_importance)
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.hf_export import HUB_SPM_NAME
-from fairseq_tokendrop.checkpoints.hf_weights import (FAIRSEQ_SEGMENTS, ConversionError, fairseq_model_args,
-                                                      hf_to_fairseq)
+from fairseq_tokendrop.checkpoints.hf_weights import (ConversionError, fairseq_model_args, hf_to_fairseq,
+                                                     importance_to_fairseq)
 from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import dictionary_symbol
 from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 from fairseq_tokendrop.standalone import build_model
@@ -142,20 +142,29 @@ def read_roberta_tokens(hf_dir, config):
     return [dictionary_symbol(t) for t in tokens]
 
 
+def bert_vocab(path):
+    """A BERT vocab.txt as the fairseq dictionary and ``perm[fairseq_id] = vocab.txt id`` (-1: no row)."""
+    dictionary, id_map = wordpiece_to_fairseq(path)
+    return dictionary, permutation(dictionary, id_map)
+
+
+def permutation(dictionary, id_map):
+    perm = np.full(len(dictionary), -1, dtype=np.int64)  # -1: no HF row (<pad> under a BERT vocab.txt)
+    perm[id_map] = np.arange(len(id_map))
+    return torch.from_numpy(perm)
+
+
 def read_vocab(hf_dir, config):
     if config["model_type"] == "bert":
         path = os.path.join(hf_dir, "vocab.txt")
         if not os.path.isfile(path):
             raise ConversionError(f"no vocab.txt in {hf_dir} (BERT's WordPiece vocabulary)")
-        dictionary, id_map = wordpiece_to_fairseq(path)
-    else:
-        dictionary, id_map = roberta_tokens_to_fairseq(read_roberta_tokens(hf_dir, config), hf_dir)
-        pad = config.get("pad_token_id", 1)
-        if int(id_map[pad]) != dictionary.pad():
-            raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {hf_dir}'s vocabulary")
-    perm = np.full(len(dictionary), -1, dtype=np.int64)  # -1: no HF row (<pad> under a BERT vocab.txt)
-    perm[id_map] = np.arange(len(id_map))
-    return dictionary, torch.from_numpy(perm)
+        return bert_vocab(path)
+    dictionary, id_map = roberta_tokens_to_fairseq(read_roberta_tokens(hf_dir, config), hf_dir)
+    pad = config.get("pad_token_id", 1)
+    if int(id_map[pad]) != dictionary.pad():
+        raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {hf_dir}'s vocabulary")
+    return dictionary, permutation(dictionary, id_map)
 
 
 def keep_tokenizer_sources(hf_dir, out_dir, model_type):
@@ -163,51 +172,78 @@ def keep_tokenizer_sources(hf_dir, out_dir, model_type):
     finds them in the data dir the checkpoint records, OUT): BERT's vocab.txt with its casing, or
     the sentencepiece model."""
     names = ("vocab.txt", HF_TOKENIZER_CONFIG) if model_type == "bert" else (HUB_SPM_NAME,)
-    kept = []
     for name in names:
         if os.path.isfile(os.path.join(hf_dir, name)):
             with atomic_path(os.path.join(out_dir, name)) as tmp:
                 shutil.copyfile(os.path.join(hf_dir, name), tmp)
-            kept.append(name)
-    return kept
+            log(f"kept {out_dir}/{name} (for export_checkpoint --hf-out)")
 
 
-def convert(hf_dir, out_dir):
-    config = read_config(hf_dir)
+def write_import(out_dir, config, load, log, keep_segments=False, importance=None):
+    """OUT/model.pt and OUT/dict.txt (and OUT/importance.pt) from HF-layout BERT/RoBERTa weights.
+
+    Shared by import_hf and import_tf. ``load()`` gives (dictionary, perm, HF state dict), called
+    once the config passed; ``perm`` as ``hf_to_fairseq`` takes it. ``importance``: per-id scores in
+    the HF vocabulary's order, written in dictionary order for ``--init-token-importance``. Prints
+    the fairseq-train command to go on with.
+    """
     model_args, notes = fairseq_model_args(config)
-    dictionary, perm = read_vocab(hf_dir, config)
-    log(f"{config['model_type']}: {model_args['encoder_layers']} layers, d={model_args['encoder_embed_dim']}, "
-        f"{len(dictionary)} dictionary entries; reading weights")
-    state, more_notes = hf_to_fairseq(read_weights(hf_dir), config, perm)
+    extra_flags = []
+    if keep_segments:
+        if config.get("type_vocab_size", 1) < 2:
+            raise ConversionError(f"--keep-segments: the model has {config.get('type_vocab_size', 1)} token type, "
+                                  "no segments to keep")
+        model_args["num_segment"] = config["type_vocab_size"]
+        extra_flags += ["--num-segment", str(config["type_vocab_size"])]
+    log(f"{config['model_type']}: {model_args['encoder_layers']} layers, d={model_args['encoder_embed_dim']}; "
+        "reading the vocabulary and weights")
+    dictionary, perm, hf_state = load()
+    state, more_notes = hf_to_fairseq(hf_state, config, perm, keep_segments)
     for note in notes + more_notes:
         log(f"note: {note}")
-    segments = state[FAIRSEQ_SEGMENTS].size(0) if FAIRSEQ_SEGMENTS in state else 0
-    segment_flags = ["--num-segment", str(segments)] if segments else []
     # Loading into the real model checks every name and shape, and adds fairseq's version buffers.
-    model = build_model(ARCH, dictionary, num_segment=segments, **model_args)
+    model = build_model(ARCH, dictionary, **model_args)
     model.load_state_dict(state, strict=True)
     os.makedirs(out_dir, exist_ok=True)
+    written = [f"{out_dir}/model.pt", f"{out_dir}/dict.txt"]
+    if importance is not None:
+        path = os.path.join(out_dir, "importance.pt")
+        atomic_torch_save(importance_to_fairseq(importance, perm), path)
+        extra_flags += ["--init-token-importance", os.path.abspath(path)]
+        written.append(path)
     write_dict_txt(dictionary, os.path.join(out_dir, "dict.txt"))
-    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args, *segment_flags),
+    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args, *extra_flags),
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
-    kept = keep_tokenizer_sources(hf_dir, out_dir, config["model_type"])
-    flags = " ".join(dimension_flags(model_args) + segment_flags)
-    log(f"wrote {out_dir}/model.pt, {out_dir}/dict.txt{''.join(', ' + k for k in kept)}. Train with:\n"
-        f"  fairseq-train DATA-BIN --user-dir "
-        f"{PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
+    flags = " ".join(dimension_flags(model_args) + extra_flags)
+    log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN "
+        f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+
+
+def add_segments_flag(parser):
+    parser.add_argument("--keep-segments", action="store_true",
+                        help="keep the token-type (segment) embeddings as the model's --num-segment table, for "
+                             "data with segment ids (MLPerf); without it row 0 is folded into the positions, "
+                             "exact for single-segment input, and the model stays stock RoBERTa")
+
+
+def convert(hf_dir, out_dir, keep_segments=False):
+    config = read_config(hf_dir)
+    write_import(out_dir, config, lambda: (*read_vocab(hf_dir, config), read_weights(hf_dir)), log, keep_segments)
+    keep_tokenizer_sources(hf_dir, out_dir, config["model_type"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("hf_dir", help="a local HF BertForMaskedLM/BertForPreTraining/RobertaForMaskedLM directory")
     parser.add_argument("out_dir", help="where model.pt and dict.txt go")
+    add_segments_flag(parser)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.hf_dir):
         sys.exit(f"import_hf: error: no such directory: {args.hf_dir}")
     try:
-        convert(args.hf_dir, args.out_dir)
+        convert(args.hf_dir, args.out_dir, args.keep_segments)
     except (ConversionError, VocabError) as e:
         sys.exit(f"import_hf: error: {e}")
 
