@@ -38,8 +38,6 @@ import os
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-from sentencepiece import sentencepiece_model_pb2
-
 from .hf_weights import ConversionError
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary ids 0-3
@@ -48,13 +46,17 @@ UNK_ID = 3
 # Never in normalized text, where every space has become "▁": an entry holding one is never produced.
 UNREACHABLE_MARK = " "
 
-Piece = sentencepiece_model_pb2.ModelProto.SentencePiece
-EMITTED_TYPES = (Piece.NORMAL, Piece.BYTE)
-MODEL_TYPES = {sentencepiece_model_pb2.TrainerSpec.UNIGRAM: "unigram", sentencepiece_model_pb2.TrainerSpec.BPE: "bpe"}
+# Enum values of sentencepiece's sentencepiece_model.proto (SentencePiece.Type, TrainerSpec.ModelType).
+NORMAL, USER_DEFINED, BYTE = 1, 4, 6
+EMITTED_TYPES = (NORMAL, BYTE)
+MODEL_TYPES = {1: "unigram", 2: "bpe"}
 
 
-def read_spm_model(path: str) -> sentencepiece_model_pb2.ModelProto:
-    """The model's protobuf, refusing what this tokenizer cannot reproduce (one line naming the file)."""
+def read_spm_model(path: str):
+    """The model's protobuf (``ModelProto``), refusing what this tokenizer cannot reproduce (one line
+    naming the file). Reading it takes protobuf, which the ``hf`` extra installs."""
+    from sentencepiece import sentencepiece_model_pb2
+
     proto = sentencepiece_model_pb2.ModelProto()
     try:
         with open(path, "rb") as handle:
@@ -68,7 +70,7 @@ def read_spm_model(path: str) -> sentencepiece_model_pb2.ModelProto:
         problems.append("no pieces")
     if proto.trainer_spec.model_type not in MODEL_TYPES:
         problems.append(f"model type {proto.trainer_spec.model_type} (only unigram and bpe)")
-    if any(p.type == Piece.USER_DEFINED for p in proto.pieces):
+    if any(p.type == USER_DEFINED for p in proto.pieces):
         problems.append("user-defined symbols")
     if proto.trainer_spec.treat_whitespace_as_suffix or not proto.normalizer_spec.escape_whitespaces:
         problems.append("whitespace not escaped as a '▁' prefix")
@@ -120,7 +122,7 @@ def dictionary_symbol(token: str) -> str:
 
 def _bpe_merges(proto) -> List[Tuple[str, str]]:
     """Every (left, right) with left + right a normal piece, best-scoring result first."""
-    normal = {p.piece: (-p.score, i) for i, p in enumerate(proto.pieces) if p.type == Piece.NORMAL}
+    normal = {p.piece: (-p.score, i) for i, p in enumerate(proto.pieces) if p.type == NORMAL}
     merges = []
     for piece, rank in normal.items():
         for cut in range(1, len(piece)):
