@@ -19,7 +19,7 @@ no transformers import. Facts they rest on:
   types: on the token embeddings, before the positions and the embedding
   LayerNorm. Exports carry them as the token types; an import keeps the table
   as them with ``keep_segments``.
-- fairseq's LayerNorm eps is fixed at 1e-5.
+- fairseq's LayerNorm eps is 1e-5; the plugin's ``--layer-norm-eps`` carries BERT's 1e-12 both ways.
 """
 from typing import Dict, List, Mapping, Tuple
 
@@ -128,7 +128,7 @@ def _hf_config(model_args: Mapping, model_type: str, vocab_size: int, max_positi
         "attention_probs_dropout_prob": model_args.get("attention_dropout", 0.1),
         "max_position_embeddings": max_position_embeddings,
         "initializer_range": 0.02,
-        "layer_norm_eps": FAIRSEQ_LAYERNORM_EPS,
+        "layer_norm_eps": model_args.get("layer_norm_eps", FAIRSEQ_LAYERNORM_EPS),
         "position_embedding_type": "absolute",
         "tie_word_embeddings": True,
     }
@@ -257,10 +257,6 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
                               f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
     offset = position_offset(hf_config)
     notes = []
-    eps = hf_config.get("layer_norm_eps", 1e-12)
-    if eps != FAIRSEQ_LAYERNORM_EPS:
-        notes.append(f"layer_norm_eps {eps:g} becomes fairseq's fixed {FAIRSEQ_LAYERNORM_EPS:g}; outputs "
-                     "move slightly where a LayerNorm's input variance is small")
     args = dict(
         encoder_layers=hf_config["num_hidden_layers"],
         encoder_embed_dim=hf_config["hidden_size"],
@@ -273,6 +269,7 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
         encoder_normalize_before=False,
         layernorm_embedding=True,
         untie_weights_roberta=False,
+        layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
     )
     return args, notes
 

@@ -32,7 +32,7 @@ What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
   past ``fairseq_dictionary_size`` (config.json) are dropped: they were fairseq's ``<unk>``.
 - The files an export of the imported model makes its tokenizer from are copied to OUT: BERT's
   vocab.txt with its tokenizer_config.json (casing), or sentencepiece.bpe.model.
-- fairseq's LayerNorm eps is fixed at 1e-5; a different ``layer_norm_eps`` is noted.
+- ``layer_norm_eps`` becomes ``--layer-norm-eps`` (fairseq's own LayerNorms are fixed at 1e-5).
 """
 import argparse
 import json
