@@ -90,21 +90,22 @@ def exports(premasked, trained, tmp_path_factory):
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)],
                                                                     arg_overrides={"data": str(premasked["dest"])})
 
-    # A model never trained, with the tanh GELU (fairseq's gelu_accurate is HF's gelu_new) and
-    # segment embeddings (BERT's token types).
+    # A model never trained, with the tanh GELU (fairseq's gelu_accurate is HF's gelu_new), segment
+    # embeddings (BERT's token types) and BERT's LayerNorm eps.
     data = root / "random_data"
     data.mkdir()
     dictionary, _ = wordpiece_to_fairseq(str(premasked["vocab"]))
     write_dict_txt(dictionary, str(data / "dict.txt"))
     write_vocab(data / "vocab.txt", vocab_tokens())
     dims = dict(encoder_layers=2, encoder_embed_dim=16, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
-                max_positions=32, dropout=0.0, attention_dropout=0.0, activation_fn="gelu_accurate", num_segment=2)
+                max_positions=32, dropout=0.0, attention_dropout=0.0, activation_fn="gelu_accurate", num_segment=2,
+                layer_norm_eps=1e-12)
     random_model = build_tokendrop(dictionary, seed=3, **dims).eval()
     with torch.no_grad():  # weights of BERT's init scale keep activations where the two GELUs agree
         for p in random_model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     cfg = training_cfg(str(data), "tokendrop_roberta_base", dims, "--activation-fn", "gelu_accurate",
-                       "--num-segment", "2")
+                       "--num-segment", "2", "--layer-norm-eps", "1e-12")
     torch.save(fresh_training_state(cfg, random_model.state_dict(), "MaskedLmTokenDropLoss"), root / "random.pt")
     load_script("export_checkpoint").main([str(root / "random.pt"), "--hf-out", str(root / "random")])
 
@@ -121,13 +122,13 @@ def exports(premasked, trained, tmp_path_factory):
 
 
 def test_transformers_loads_a_bert_with_every_weight(exports):
-    for name, (act, types) in {"trained": ("gelu", [0, 0]), "random": ("gelu_new", None)}.items():
+    for name, (act, eps) in {"trained": ("gelu", 1e-5), "random": ("gelu_new", 1e-12)}.items():
         hf = exports["hf"][name]
         assert hf["classes"] == ("BertForMaskedLM", "BertForMaskedLM")
         assert not any(hf["loading_info"].values()), hf["loading_info"]
         config = hf["config"]
         assert (config["vocab_size"], config["hidden_act"], config["layer_norm_eps"], config["type_vocab_size"]) == \
-            (len(vocab_tokens()), act, 1e-5, 2)
+            (len(vocab_tokens()), act, eps, 2)
     assert (exports["root"] / "trained" / "vocab.txt").read_bytes() == exports["vocab_bytes"]
     assert json.loads((exports["root"] / "trained" / "tokenizer_config.json").read_text())["do_lower_case"] is True
 

@@ -97,8 +97,8 @@ def _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log) -> 
     _save_model(tmp, hf_bert_config(model_args, len(tokens), pad), tensors)
     segments = model_args.get("num_segment")
     log(f"BertForMaskedLM with {path}'s ids and BERT's tokenizer (do_lower_case={vocabulary.lower_case}); "
-        f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps {model_args.get('layer_norm_eps', 1e-5):g} "
-        "as in the model; token types "
+        f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps "
+        f"{model_args.get('layer_norm_eps', 1e-5):g} as in the model; token types "
         + (f"= the model's {segments} segment embeddings" if segments else "zero (the model has no segments)"))
     log("not carried: a pooler and a next-sentence head (masked-LM pretraining has neither; "
         "BertForPreTraining would start them at random); the output bias of fairseq's <pad>, which "
