@@ -55,6 +55,7 @@ from fairseq.models.roberta import RobertaModel
 from fairseq.models.roberta.model import base_architecture
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
+from fairseq_tokendrop.flags import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
 from fairseq_tokendrop.checkpoints.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
@@ -137,6 +138,11 @@ def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_
     log(f"wrote {out_dir}/model.pt (arch {out['cfg']['model']['arch']}"
         f"{', with optimizer state' if keep_optimizer else ''}), dict.txt"
         + (f", {HUB_SPM_NAME}" if spm_path else ""))
+    eps = model_args.get("layer_norm_eps", FAIRSEQ_LAYER_NORM_EPS)
+    if eps != FAIRSEQ_LAYER_NORM_EPS:
+        log(f"note: the model's LayerNorms use epsilon {eps:g} (--layer-norm-eps); stock fairseq RoBERTa builds "
+            f"them with {FAIRSEQ_LAYER_NORM_EPS:g} and has no option, so its outputs move slightly (by about "
+            "eps / (2 variance) of each LayerNorm input); --hf-out keeps the model's value")
 
 
 def find_data_files(data_dir, spm_model):
