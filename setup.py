@@ -16,6 +16,7 @@ COMMANDS = {
     "stdlib-corpus": "research.make_stdlib_corpus",
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",
+    "checkpointing-cost": "research.checkpointing_cost",
 }
 
 # The lowest torch whose APIs the code calls (tests/test_house.py checks each against this bound):
@@ -45,10 +46,11 @@ setup(
     extras_require={
         # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards.
         "data": ["tfrecord", "h5py"],
-        # Export to and import from Hugging Face transformers.
-        "hf": ["transformers", "safetensors"],
+        # Export to and import from Hugging Face transformers (tokenizers comes with it; protobuf reads the
+        # sentencepiece model a tokenizer.json is built from).
+        "hf": ["transformers", "safetensors", "protobuf"],
         # The research tools' plots (compare_runs' curves, Agg backend, no display).
         "research": ["matplotlib"],
-        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "matplotlib"],
+        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib"],
     },
 )

@@ -15,16 +15,21 @@
 #                             part_eval_10k.hdf5 (HDF5 producers), test_shard_*.hdf5, *_test_*.hdf5
 #   checksums.md (optional)   the (file, size, md5) table; every file is verified first (CHECKSUMS=...)
 # The converter tells each file's layout from its content, whatever its name.
-# INIT_HF=DIR (optional): start from a Hugging Face BERT/RoBERTa directory (MLPerf starts from a
-#   checkpoint; convert its TF checkpoint to HF format once with transformers' converter). Its
-#   vocabulary must be the vocab.txt above.
+# MLPerf starts from a checkpoint. INIT_TF=PREFIX: its TensorFlow checkpoint as MLPerf ships it (TF1
+#   tf1_ckpt/model.ckpt-28252 with bert_config.json beside it, or a TF2 Model Garden checkpoint), read
+#   without TensorFlow (docs/tensorflow.md); or INIT_HF=DIR: a Hugging Face BERT/RoBERTa directory.
+#   Its vocabulary must be the vocab.txt above. Either keeps the segment (token-type) embeddings
+#   (--num-segment), and the model takes the imported sizes, activation and LayerNorm epsilon
+#   (OUT/init/flags.txt). Before any update the script evaluates the imported model on the eval set:
+#   MLPerf's step-0 check ("very close to 0.34085" for its checkpoint on eval_10k).
 # Steps already done (verified files, converted splits, imported weights) are skipped on a re-run.
 # Optimizer and schedule: those of MLPerf's TPU reference run at batch 8192: LAMB with betas 0.88/0.88,
 #   eps 1e-6, weight decay 0.0166629 (not on biases and LayerNorms), gradients clipped to norm 1, lr
 #   0.00288293 warmed up over 287 updates from update -76, decayed linearly to 0 at update 600.
 #   LAMB is NVIDIA apex's FusedLAMB where apex is installed, else the plugin's PyTorch LAMB (docs/lamb.md).
 # BATCH=8192 sequences per update: --update-freq is BATCH / (NGPU * PER_GPU), rounded up.
-# Differences from MLPerf: no segment embeddings (RoBERTa; segment_ids are dropped with a warning).
+# Differences from MLPerf: docs/data.md#mlperf-bert (token dropping itself; RoBERTa's post-LN layers are
+#   BERT's, but fairseq adds positions from index 2 and has no next-sentence head, which MLPerf does not train).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
@@ -78,15 +83,29 @@ has_split valid || "$PYTHON" "$repo/scripts/convert_premasked.py" --vocab "$VOCA
     --split valid --workers 1 $EVAL_FILE
 
 init=()
-if [ -n "${INIT_HF:-}" ]; then
-    [ -f "$OUT/init/model.pt" ] || "$PYTHON" "$repo/scripts/import_hf.py" "$INIT_HF" "$OUT/init"
+if [ -n "${INIT_TF:-}" ] || [ -n "${INIT_HF:-}" ]; then
+    if [ ! -f "$OUT/init/flags.txt" ]; then
+        if [ -n "${INIT_TF:-}" ]; then
+            "$PYTHON" "$repo/scripts/import_tf.py" "$INIT_TF" "$OUT/init" --vocab "$VOCAB" --keep-segments
+        else
+            "$PYTHON" "$repo/scripts/import_hf.py" "$INIT_HF" "$OUT/init" --keep-segments
+        fi
+    fi
     if ! cmp -s "$OUT/init/dict.txt" "$DATA/dict.txt"; then
-        echo "mlperf_bert_to_target.sh: error: $INIT_HF has another vocabulary than $VOCAB" \
+        echo "mlperf_bert_to_target.sh: error: ${INIT_TF:-$INIT_HF} has another vocabulary than $VOCAB" \
              "($OUT/init/dict.txt differs from $DATA/dict.txt)" >&2
         exit 2
     fi
-    # unlike --restore-file, this is ignored once checkpoint_last.pt exists, so a re-run resumes
-    init=(--finetune-from-model "$OUT/init/model.pt")
+    if [ ! -f "$SAVE_DIR/checkpoint_last.pt" ]; then
+        echo "== step 0: masked-LM accuracy of the initial checkpoint on the eval set, before any update" \
+             "(MLPerf's reference checkpoint on eval_10k: very close to 0.34085)" >&2
+        "$PYTHON" "$repo/scripts/eval_mlm_accuracy.py" "$OUT/init/model.pt" "$DATA" --split valid \
+            | tee "$OUT/step0_accuracy.txt"
+    fi
+    # the imported sizes, activation, LayerNorm epsilon and segments; unlike --restore-file,
+    # --finetune-from-model is ignored once checkpoint_last.pt exists, so a re-run resumes
+    read -r -a init < "$OUT/init/flags.txt"
+    init+=(--finetune-from-model "$OUT/init/model.pt")
 fi
 
 # shellcheck disable=SC2086

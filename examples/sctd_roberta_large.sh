@@ -3,7 +3,10 @@
 # run on stock fairseq with this plugin. Changed: --user-dir, --arch tokendrop_roberta_large,
 # --task masked_lm_tokendrop. Added, to get what the fork hard-codes: --criterion
 # masked_lm_tokendrop --sctd-interval 10 --token-importance-beta 0.95 (drop SCTD to train
-# vanilla token dropping). The fork's allow list keeps <pad>; ours drops it first.
+# vanilla token dropping). The fork's allow list keeps <pad>; ours drops it first. Dropped:
+# --ddp-backend=legacy_ddp, so fairseq's default (torch DDP) overlaps the gradient all-reduce with
+# the backward; --checkpoint-activations (in EXTRA_ARGS) trades a recomputed forward for the
+# activations a ScTD update holds for both passes (docs/multi_gpu.md).
 #
 #   DATA_DIR=data-bin SAVE_DIR=ckpt bash examples/sctd_roberta_large.sh
 # FP16 (default: the seed's fp16 flags; GPU only) and EXTRA_ARGS (appended, so they override)
@@ -43,7 +46,6 @@ fairseq-train "$DATA_DIR" \
     --max-positions 512 \
     --attention-dropout 0.1 \
     --update-freq 2 \
-    --ddp-backend=legacy_ddp \
     --total-num-update 250000 \
     --max-update 250000 \
     --max-epoch 40 \

@@ -16,6 +16,8 @@ from .method.keep_schedule import FORMAT, KeepSchedule, parse_keep_schedule
 from .method.random_ltd import parse_layers
 from .method.token_dropping_encoder import MIN_LAYERS
 
+FAIRSEQ_LAYER_NORM_EPS = 1e-5  # what fairseq.modules.LayerNorm builds
+
 STRATEGIES = ("importance", "random", "random-ltd")
 
 
@@ -54,13 +56,16 @@ def add_token_drop_args(parser) -> None:
                              "written with torch.save")
 
 
-def add_segment_args(parser) -> None:
+def add_bert_args(parser) -> None:
+    """What a BERT checkpoint has that fairseq's RoBERTa lacks; the defaults keep RoBERTa exactly stock."""
     parser.add_argument("--num-segment", type=int, metavar="N",
                         help="segment (token type) embeddings, as BERT's type_vocab_size: 2 reads "
                              "pre-masked data's segment_ids; 0 (default) = none, exactly stock RoBERTa")
+    parser.add_argument("--layer-norm-eps", type=float, metavar="EPS",
+                        help="epsilon of every LayerNorm (default 1e-5, fairseq's; BERT and TF use 1e-12)")
 
 
-def set_token_drop_defaults(args) -> None:
+def set_model_defaults(args) -> None:
     args.token_drop = safe_getattr(args, "token_drop", 0.0)
     args.token_keep_k = safe_getattr(args, "token_keep_k", 0)
     args.token_keep_schedule = safe_getattr(args, "token_keep_schedule", None)
@@ -72,6 +77,7 @@ def set_token_drop_defaults(args) -> None:
     args.token_importance_beta = safe_getattr(args, "token_importance_beta", 0.995)
     args.init_token_importance = safe_getattr(args, "init_token_importance", None)
     args.num_segment = safe_getattr(args, "num_segment", 0)
+    args.layer_norm_eps = safe_getattr(args, "layer_norm_eps", FAIRSEQ_LAYER_NORM_EPS)
 
 
 def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
@@ -120,12 +126,15 @@ def check_token_drop_args(args, dictionary) -> None:
         raise FlagError(f"--token-drop must be in [0, 1), got {args.token_drop}")
     if args.num_segment < 0:
         raise FlagError(f"--num-segment must be >= 0, got {args.num_segment}")
+    if not 0 < args.layer_norm_eps < 1:
+        raise FlagError(f"--layer-norm-eps must be in (0, 1), got {args.layer_norm_eps}")
     if args.token_keep_k < 0:
         raise FlagError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
     given = [flag for flag, on in (("--token-drop", args.token_drop > 0), ("--token-keep-k", args.token_keep_k > 0),
                                    ("--token-keep-schedule", bool(args.token_keep_schedule))) if on]
     if len(given) > 1:
-        raise FlagError(f"give at most one of --token-drop, --token-keep-k and --token-keep-schedule, got {' and '.join(given)}")
+        raise FlagError("give at most one of --token-drop, --token-keep-k and --token-keep-schedule, "
+                        f"got {' and '.join(given)}")
     keep_schedule(args)
     dropping = drops_tokens(args)
     if args.token_drop_strategy not in STRATEGIES:

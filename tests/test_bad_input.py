@@ -16,7 +16,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.errors import FlagError
-from fairseq_tokendrop.flags import add_token_drop_args
+from fairseq_tokendrop.flags import add_bert_args, add_token_drop_args
 from fairseq_tokendrop.errors import CheckpointMismatch
 from fairseq_tokendrop.standalone import StandaloneTask
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
@@ -57,6 +57,7 @@ MODEL_CASES = [
     ("--random-ltd-layers", "0,1", {"token_drop_strategy": "random-ltd", "token_drop": 0.5}),
     ("--random-ltd-layers", "1,2", {"token_drop": 0.5}),  # the importance strategy wraps no layer
     ("--num-segment", -1, {}),
+    ("--layer-norm-eps", 0.0, {}),
 ]
 CRITERION_CASES = [
     ("--sctd-interval", -1),
@@ -80,6 +81,7 @@ def dest(flag):
 def registered_flags():
     parser = argparse.ArgumentParser()
     add_token_drop_args(parser)
+    add_bert_args(parser)
     model = {opt for action in parser._actions for opt in action.option_strings} - {"-h", "--help"}
     criterion = {f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(MaskedLmTokenDropConfig)
                  if f.name != "_name"}

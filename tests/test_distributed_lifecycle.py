@@ -4,11 +4,15 @@ started again, and with a number of batches the ranks cannot share evenly.
 
 Each 2-rank run is checked against an uninterrupted 2-rank run (bit for bit, CPU) or against one
 process with ``--update-freq 2`` over the same batches (equal up to float summation order; see
-``test_distributed_train.py`` for why the batches are the same). The runs are shared:
+``test_distributed_train.py`` for why the batches are the same). The runs use
+``--ddp-backend legacy_ddp`` unless named ``torch_ddp``: those run fairseq's default backend
+(torch DDP, through ``two_ranks.py``) and must end bit for bit as the legacy_ddp run. The runs
+are shared:
 
 - ``stopped``: importance dropping, validation at each epoch end, ``--stop-at-mlm-acc`` reached
   at the first validation (end of epoch 1): once where that is the run's last validation
-  (``--max-epoch 1``, an uninterrupted run to that update), once with an epoch to go.
+  (``--max-epoch 1``, an uninterrupted run to that update), once with an epoch to go, under
+  each backend.
 - ``finetuned``: random dropping + ScTD (interval 3) started from the first stopped run's
   checkpoint (scores far from their init) with ``--restore-file`` and the four reset flags, one
   epoch whose batch count is odd (the last update has a dummy batch on rank 1). Against it: one
@@ -16,7 +20,8 @@ process with ``--update-freq 2`` over the same batches (equal up to float summat
   same batches, and a 2-rank job started with ``--finetune-from-model``, SIGKILLed as a whole after
   its update-8 save, then started again with the same command (so it resumes from
   checkpoint_last.pt), once with fairseq's rank-0 load and broadcast, once with
-  ``--load-checkpoint-on-all-dp-ranks``.
+  ``--load-checkpoint-on-all-dp-ranks``; and the same killed and restarted job under torch DDP
+  with ``--checkpoint-activations``.
 - ``ltd_resumed``: random-LTD on its kept-length schedule with ScTD (interval 3), uninterrupted and
   SIGKILLed after its update-8 save then started again: the kept length and the layerwise draws
   follow from the update count, so the restart ends as the uninterrupted job.
@@ -33,41 +38,12 @@ import torch
 
 from conftest import REPO, logged, run_cli, train_flags
 from test_fairseq_train import saved_scores
+from two_ranks import DEFAULT, assert_same_state, state, two_rank_args, two_ranks
 
 pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
 COMMON = ["--token-drop", "0.5", "--sample-break-mode", "none", "--cpu", "--dropout", "0",
           "--attention-dropout", "0", "--token-importance-beta", "0.8"]
-TWO_RANKS = ["--distributed-world-size", "2", "--distributed-backend", "gloo", "--distributed-init-method",
-             "env://", "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
-
-
-def two_rank_args(data_bin, save_dir, *extra, epoch_checkpoints=False):
-    flags = train_flags(data_bin, save_dir, *extra)
-    if epoch_checkpoints:
-        flags.remove("--no-epoch-checkpoints")
-    return ["--standalone", "--nproc-per-node", "2", "--no-python",
-            "sh", "-c", 'exec "$0" -m fairseq_cli.train "$@" --distributed-rank "$RANK"', sys.executable,
-            *flags, *TWO_RANKS]
-
-
-def two_ranks(data_bin, save_dir, *extra, **kw):
-    """Run the job; run_cli fails the test unless torchrun, i.e. every rank, exits 0."""
-    return run_cli("torch.distributed.run", *two_rank_args(data_bin, save_dir, *extra, **kw))
-
-
-def state(path):
-    ckpt = torch.load(path, weights_only=True)
-    return ckpt["model"], saved_scores(path), ckpt["optimizer_history"][-1]["num_updates"]
-
-
-def assert_same_state(a, b):
-    (params_a, scores_a, updates_a), (params_b, scores_b, updates_b) = state(a), state(b)
-    assert updates_a == updates_b
-    assert params_a.keys() == params_b.keys()
-    for key in params_a:
-        assert torch.equal(params_a[key], params_b[key]), key
-    assert torch.equal(scores_a, scores_b)
 
 
 # reached at the first validation whatever the accuracy there (about 0.09)
@@ -78,17 +54,19 @@ STOP = [*COMMON, "--stop-at-mlm-acc", "0.0001"]
 def stopped(data_bin, tmp_path_factory):
     root = tmp_path_factory.mktemp("stopped")
     return dict(root=root, at_last=two_ranks(data_bin, root / "at_last", "--max-epoch", "1", *STOP),
-                mid_run=two_ranks(data_bin, root / "mid_run", "--max-epoch", "2", *STOP))
+                mid_run=two_ranks(data_bin, root / "mid_run", "--max-epoch", "2", *STOP),
+                mid_run_torch_ddp=two_ranks(data_bin, root / "mid_run_torch_ddp", "--max-epoch", "2", *STOP,
+                                            backend=DEFAULT))
 
 
-@pytest.mark.parametrize("run", ["at_last", "mid_run"])
+@pytest.mark.parametrize("run", ["at_last", "mid_run", "mid_run_torch_ddp"])
 def test_stop_at_target_exits_every_rank_once_the_checkpoint_is_written(stopped, run):
     root, proc = stopped["root"], stopped[run]  # exit status 0 from both ranks (run_cli checked it)
     out = proc.stdout + proc.stderr
     update = int(logged(proc.stdout, "valid")[0]["valid_num_updates"])  # the end of epoch 1
     assert [int(r["num_updates"]) for r in logged(proc.stdout)] == list(range(1, update + 1))
     assert out.count(f"target reached at update {update}, checkpoint") == 1 and "closed by peer" not in out
-    assert ("stopping: target reached" in out) == (run == "mid_run")  # at_last: fairseq's own ending
+    assert ("stopping: target reached" in out) == (run != "at_last")  # at_last: fairseq's own ending
     summary = json.loads((root / run / "stop_at_mlm_acc.json").read_text())
     assert summary["update"] == update and os.path.dirname(summary["checkpoint"]) == str(root / run)
     # the run that stopped with an epoch to go saved what the uninterrupted run to that update saved
@@ -139,13 +117,21 @@ def finetuned(data_bin, stopped, tmp_path_factory):
                       "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler", *SCTD_RANDOM)
     one = run_cli("fairseq_cli.train", *train_flags(data_bin, root / "one", *start, "--update-freq", "2"))
     status = kill_job_after_save(two_rank_args(data_bin, root / "killed", *start), KILL_AFTER)
-    killed_last = state(root / "killed" / "checkpoint_last.pt")[2]
+    killed = dict(killed=(status, state(root / "killed" / "checkpoint_last.pt")[2]))
     shutil.copytree(root / "killed", root / "killed_all_ranks")
-    restarted = two_ranks(data_bin, root / "killed", *start)
-    # the same restart with every rank reading the file itself (a shared filesystem), no broadcast
-    restarted_all = two_ranks(data_bin, root / "killed_all_ranks", *start, "--load-checkpoint-on-all-dp-ranks")
-    return dict(root=root, ranks=ranks, one=one, kill_status=status, killed_last=killed_last,
-                restarted=restarted, restarted_all=restarted_all, start=checkpoint)
+    restarted = dict(killed=two_ranks(data_bin, root / "killed", *start),
+                     # the same restart with every rank reading the file itself (a shared filesystem), no broadcast
+                     killed_all_ranks=two_ranks(data_bin, root / "killed_all_ranks", *start,
+                                                "--load-checkpoint-on-all-dp-ranks"))
+    killed["killed_all_ranks"] = killed["killed"]
+    # the same job under fairseq's default backend (torch DDP) and with activation checkpointing, which
+    # must end bit for bit as the legacy_ddp job without it (test_distributed_train.py says why)
+    torch_ddp = [*start, "--checkpoint-activations"]
+    status = kill_job_after_save(two_rank_args(data_bin, root / "killed_torch_ddp", *torch_ddp, backend=DEFAULT),
+                                 KILL_AFTER)
+    killed["killed_torch_ddp"] = (status, state(root / "killed_torch_ddp" / "checkpoint_last.pt")[2])
+    restarted["killed_torch_ddp"] = two_ranks(data_bin, root / "killed_torch_ddp", *torch_ddp, backend=DEFAULT)
+    return dict(root=root, ranks=ranks, one=one, killed=killed, restarted=restarted, start=checkpoint)
 
 
 def test_a_start_from_a_checkpoint_and_uneven_data_match_one_process(finetuned):
@@ -168,18 +154,15 @@ def test_a_start_from_a_checkpoint_and_uneven_data_match_one_process(finetuned):
     assert not torch.allclose(scores_one, saved_scores(finetuned["start"]), rtol=1e-3, atol=1e-3)
 
 
-def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(finetuned):
+@pytest.mark.parametrize("run", ["killed", "killed_all_ranks", "killed_torch_ddp"])
+def test_a_job_killed_mid_run_and_started_again_ends_as_the_uninterrupted_one(finetuned, run):
     """The uninterrupted job is the --restore-file one: --finetune-from-model starts exactly like it."""
-    root = finetuned["root"]
-    assert finetuned["kill_status"] == -signal.SIGKILL and finetuned["killed_last"] == KILL_AFTER
-    restarted = finetuned["restarted"]
-    assert f"Loaded checkpoint {root / 'killed' / 'checkpoint_last.pt'}" in restarted.stdout + restarted.stderr
+    root, restarted = finetuned["root"], finetuned["restarted"][run]
+    assert finetuned["killed"][run] == (-signal.SIGKILL, KILL_AFTER)  # torchrun's status, the last save
+    assert f"Loaded checkpoint {root / run / 'checkpoint_last.pt'}" in restarted.stdout + restarted.stderr
     assert int(logged(restarted.stdout)[0]["num_updates"]) == KILL_AFTER + 1
-    assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed" / "checkpoint_last.pt")
+    assert_same_state(root / "ranks" / "checkpoint_last.pt", root / run / "checkpoint_last.pt")
     assert logged(finetuned["ranks"].stdout)[-1]["loss"] == logged(restarted.stdout)[-1]["loss"]
-    restarted_all = finetuned["restarted_all"]
-    assert int(logged(restarted_all.stdout)[0]["num_updates"]) == KILL_AFTER + 1
-    assert_same_state(root / "ranks" / "checkpoint_last.pt", root / "killed_all_ranks" / "checkpoint_last.pt")
 
 
 LTD_SCHEDULE = [*COMMON[2:], "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3", "--token-drop-strategy",
@@ -198,7 +181,6 @@ def ltd_resumed(data_bin, tmp_path_factory):
     return dict(root=root, straight=straight, status=status, killed_last=killed_last, restarted=restarted)
 
 
-@pytest.mark.slow
 def test_a_random_ltd_job_on_a_schedule_killed_and_started_again_ends_as_the_uninterrupted_one(ltd_resumed):
     root, straight, restarted = ltd_resumed["root"], logged(ltd_resumed["straight"].stdout), \
         logged(ltd_resumed["restarted"].stdout)

@@ -64,9 +64,25 @@ def test_text_to_target_recipe_stops_at_the_first_validation_reaching_the_target
     assert summary["update"] == int(valid[-1]["valid_num_updates"]) and summary["mlm_acc"] >= target
 
 
+def hf_masked_lm_counts(model, examples):
+    """(correct, slots) of transformers' own BERT on pre-masked examples, segments included."""
+    correct = slots = 0
+    with torch.no_grad():
+        for ex in examples:
+            n, real = int(ex["input_mask"].sum()), ex["masked_lm_weights"] == 1
+            ids = torch.from_numpy(ex["input_ids"][:n])[None]
+            segments = torch.from_numpy(ex["segment_ids"][:n])[None]
+            logits = model(input_ids=ids, token_type_ids=segments).logits[0]
+            positions = torch.from_numpy(ex["masked_lm_positions"][real])
+            labels = torch.from_numpy(ex["masked_lm_ids"][real])
+            correct += int((logits[positions].argmax(-1) == labels).sum())
+            slots += len(labels)
+    return correct, slots
+
+
 def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path):
     import hashlib
-    from premasked_fixtures import make_examples, vocab_tokens, write_tfrecord, write_vocab
+    from premasked_fixtures import N_WORDS, make_examples, vocab_tokens, write_tfrecord, write_vocab
 
     mlperf = tmp_path / "mlperf"
     mlperf.mkdir()
@@ -75,13 +91,17 @@ def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path
              write_tfrecord(mlperf / "part-00000", make_examples(60, seed=1)),
              write_tfrecord(mlperf / "part-00001", make_examples(60, seed=2)),
              write_tfrecord(mlperf / "eval_10k", make_examples(24, seed=3))]
+    eval_examples = make_examples(24, seed=3)
     import transformers
     (mlperf / "checksums.md").write_text("".join(
         f"{f.name} {f.stat().st_size} {hashlib.md5(f.read_bytes()).hexdigest()}\n" for f in files))
     config = transformers.BertConfig(vocab_size=len(tokens), hidden_size=32, num_hidden_layers=4,
                                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=32)
     torch.manual_seed(0)
-    transformers.BertForMaskedLM(config).save_pretrained(str(tmp_path / "hf"))
+    bert = transformers.BertForMaskedLM(config).eval()
+    with torch.no_grad():  # predictions among the data's words, so step 0 gets some slots right
+        bert.cls.predictions.bias.fill_(-10.0)[104:104 + N_WORDS + 2] = 0.0
+    bert.save_pretrained(str(tmp_path / "hf"))
     write_vocab(tmp_path / "hf" / "vocab.txt", tokens)
 
     target = 0.1  # the most frequent word alone scores ~0.2 on this Zipf data
@@ -98,6 +118,12 @@ def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path
     log = (save_dir / "train.log").read_text() if (save_dir / "train.log").exists() else ""
     assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
     assert (tmp_path / "out" / ".checksums-ok").exists()
+    # MLPerf's step-0 check: the imported model before any update, on the eval set, segments included,
+    # counts what transformers' own BERT counts
+    step0 = (tmp_path / "out" / "step0_accuracy.txt").read_text()
+    correct, slots = hf_masked_lm_counts(bert, eval_examples)
+    assert 0 < correct < slots and f"({correct} of {slots} masked slots correct)" in step0, (correct, slots, step0)
+    assert "--num-segment 2" in (tmp_path / "out" / "init" / "flags.txt").read_text()
     assert "loading pretrained model from" in log  # started from the imported BERT
     assert "--optimizer lamb: " in log  # MLPerf's optimizer, with or without apex
     valid = [json.loads(line.split("| valid | ", 1)[1]) for line in log.splitlines() if "| valid | " in line]
@@ -106,5 +132,5 @@ def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path
     summary = json.loads((save_dir / "stop_at_mlm_acc.json").read_text())
     assert summary["update"] == int(valid[-1]["valid_num_updates"])
     # the eval script's full-model accuracy on eval_10k is the validation that triggered the stop
-    printed = float(re.search(r"masked_lm_accuracy ([0-9.]+)", proc.stdout).group(1))
+    printed = float(re.findall(r"masked_lm_accuracy ([0-9.]+)", proc.stdout)[-1])  # the first is step 0's
     assert printed == pytest.approx(summary["mlm_acc"], abs=1e-6)

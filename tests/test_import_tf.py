@@ -8,10 +8,9 @@ it drops the tokens TF's ``TokenDropBertEncoder`` drops; and eval_mlm_accuracy o
 eval TFRecord counts the slots Model Garden's evaluation counted. Ids are matched by the tokens'
 text in the written dict.txt.
 
-fairseq's LayerNorm epsilon is fixed at 1e-5, TF's is 1e-12: on these tiny random models, whose
-LayerNorm inputs have small variances, that alone moves logits by up to ~4e-4. Each comparison is
-therefore made twice: with the model's LayerNorms set to TF's epsilon (the mapping: within 1e-4,
-measured ~5e-6) and as imported (within 1e-3).
+The import records TF's LayerNorm epsilon (1e-12) as ``--layer-norm-eps``; fairseq's own 1e-5 would
+move these tiny random models' logits by up to ~4e-4, which the last test shows, so a model that lost
+the flag fails the 1e-4 comparisons (measured ~5e-6).
 """
 import re
 
@@ -61,12 +60,8 @@ def load(out, **overrides):
     return models[0].eval()
 
 
-def logits_in_vocab_order(model, out, rows, segments, eps=None):
+def logits_in_vocab_order(model, out, rows, segments):
     """[rows, T, V] logits over vocab.txt ids, padding as fairseq pads."""
-    if eps is not None:
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.eps = eps
     dictionary, ids = fairseq_ids(out)
     inputs = np.load(FIXTURES / "inputs.npz")
     tokens = ids[inputs["input_word_ids"][rows]]
@@ -79,9 +74,8 @@ def logits_in_vocab_order(model, out, rows, segments, eps=None):
 
 def assert_reproduces(model_for, out, rows, segments, expected):
     real = np.load(FIXTURES / "inputs.npz")["input_mask"][rows].astype(bool)
-    for eps, tolerance in ((TF_EPS, 1e-4), (None, 1e-3)):
-        got = logits_in_vocab_order(model_for(), out, rows, segments, eps)
-        np.testing.assert_allclose(got[real], expected[rows][real], atol=tolerance, rtol=0)
+    got = logits_in_vocab_order(model_for(), out, rows, segments)
+    np.testing.assert_allclose(got[real], expected[rows][real], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("layout", ["tf1", "tf2_bert", "tf2_tokendrop"])
@@ -162,3 +156,15 @@ def test_a_bad_checkpoint_path_ends_the_command_with_one_line(tmp_path, capsys):
     assert message.startswith(f"import_tf: error: {tmp_path / 'model.ckpt-1'}.index: no such file")
     assert "\n" not in message
     assert not (tmp_path / "out").exists()
+
+
+def test_the_layer_norm_epsilon_is_carried_and_fairseqs_own_would_miss(imports):
+    out = imports("tf1", True)
+    model = load(out)
+    epsilons = {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)}
+    assert epsilons == {TF_EPS}
+    expected = np.load(FIXTURES / "tf1" / "outputs.npz")["mlm_logits"]
+    real = np.load(FIXTURES / "inputs.npz")["input_mask"][[0, 1, 2, 3]].astype(bool)
+    stock_eps = load(out, layer_norm_eps=1e-5)
+    got = logits_in_vocab_order(stock_eps, out, [0, 1, 2, 3], True)
+    assert np.abs(got[real] - expected[[0, 1, 2, 3]][real]).max() > 1e-4

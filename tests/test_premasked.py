@@ -172,7 +172,7 @@ def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_pat
     assert message == message.strip() and "\n" not in message
     assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
     # Nothing half-written: no split files, no temporary parts.
-    assert sorted(os.listdir(tmp_path / "bin")) == ["dict.txt"]
+    assert sorted(os.listdir(tmp_path / "bin")) == ["dict.txt", "vocab.txt"]
 
 
 HDF5_CASES = {

@@ -105,5 +105,5 @@ def test_data_converted_when_pad_was_padding_is_refused(premasked, tmp_path):
     (old / "premasked.json").write_text(json.dumps({**meta, "version": 1}))
     task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(old), tokens_per_sample=32, seed=1))
     with pytest.raises(FlagError, match=r"premasked.json: written by another version of the converter \(v1, "
-                                        r"this one reads v2\): convert the data again"):
+                                        r"this one reads v2/v3\): convert the data again"):
         task.load_dataset("valid")

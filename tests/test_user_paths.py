@@ -84,7 +84,9 @@ def test_tiny_hydra_config_runs_from_another_directory_with_plain_overrides(data
     proc = run_cli("fairseq_cli.hydra_train", "--config-dir", CONFIG_DIR, "--config-name", "tiny_cpu",
                    f"task.data={data_bin}", f"checkpoint.save_dir={save}", "model.token_drop=0.25",
                    "criterion.sctd_interval=2", "task.stop_at_mlm_acc=0.99", "optimization.max_update=4",
-                   cwd=tmp_path)
+                   "model.checkpoint_activations=true", cwd=tmp_path)
+    # fairseq's name for it, as on the command line (the model's own log line: the layers are wrapped)
+    assert "activation checkpointing: 4 layers recomputed in the backward" in proc.stdout + proc.stderr
     train = hydra_records(proc.stdout + proc.stderr, "train_inner")
     assert len(train) == 4
     # ScTD every 2 updates: fairseq's update_num is 0, 1, 2, 3 in the four train_steps

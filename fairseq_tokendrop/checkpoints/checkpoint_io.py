@@ -58,11 +58,11 @@ def without_importance(state_dict: Mapping) -> "OrderedDict":
 DIMENSION_FLAGS = {"encoder_layers": "--encoder-layers", "encoder_embed_dim": "--encoder-embed-dim",
                    "encoder_ffn_embed_dim": "--encoder-ffn-embed-dim",
                    "encoder_attention_heads": "--encoder-attention-heads", "max_positions": "--max-positions",
-                   "activation_fn": "--activation-fn"}
+                   "activation_fn": "--activation-fn", "layer_norm_eps": "--layer-norm-eps"}
 
 
 def dimension_flags(model_args: Mapping) -> list:
-    return [str(a) for key, flag in DIMENSION_FLAGS.items() for a in (flag, model_args[key])]
+    return [str(a) for key, flag in DIMENSION_FLAGS.items() if key in model_args for a in (flag, model_args[key])]
 
 
 def training_cfg(data_dir: str, arch: str, model_args: Mapping, *extra_flags: str) -> dict:

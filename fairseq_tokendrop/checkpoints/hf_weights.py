@@ -15,10 +15,11 @@ no transformers import. Facts they rest on:
   (``create_position_ids_from_input_ids``); HF BERT uses ``i``.
 - stock fairseq has no token types; HF adds ``token_type_embeddings[0]`` to
   every token of a single-segment input, so that row folds into the positions.
-  With ``keep_segments`` the table becomes the plugin's segment embeddings
-  (``--num-segment``), which it adds where HF does: to the token embeddings,
-  before the positions and the embedding LayerNorm.
-- fairseq's LayerNorm eps is fixed at 1e-5.
+  The plugin's segment embeddings (``--num-segment``) sit where HF adds token
+  types: on the token embeddings, before the positions and the embedding
+  LayerNorm. Exports carry them as the token types; an import keeps the table
+  as them with ``keep_segments``.
+- fairseq's LayerNorm eps is 1e-5; the plugin's ``--layer-norm-eps`` carries BERT's 1e-12 both ways.
 """
 from typing import Dict, List, Mapping, Tuple
 
@@ -29,8 +30,12 @@ from ..method.importance import PIN
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
+FAIRSEQ_SEGMENTS = FAIRSEQ_ENCODER + "embed_segments.weight"  # --num-segment's table (token_dropping_encoder.py)
 FAIRSEQ_LAYERNORM_EPS = 1e-5
 PADDING_IDX = 1  # fairseq Dictionary's <pad>
+UNK_IDX = 3  # fairseq Dictionary's <unk>
+# BERT's two segments: a BERT user fine-tuning on sentence pairs finds the second one's row.
+BERT_TYPE_VOCAB_SIZE = 2
 # Output bias of a dictionary entry the HF model has no row for: exp(-1e4 - max logit) is 0, also in fp16.
 NO_COUNTERPART_BIAS = -1e4
 
@@ -81,36 +86,38 @@ def _check_all_used(sd: Mapping[str, Tensor], used: set, ignorable=lambda k: Fal
                               + (" ..." if len(left) > 8 else ""))
 
 
-# ---------------------------------------------------------------- fairseq -> HF RoBERTa
+# ---------------------------------------------------------------- fairseq -> HF RoBERTa / BERT
 
-def check_exportable(model_args: Mapping) -> None:
-    """Refuse fairseq RoBERTa variants that ``RobertaForMaskedLM`` cannot express."""
+def check_exportable(model_args: Mapping, model_type: str = "roberta") -> None:
+    """Refuse fairseq RoBERTa variants that ``RobertaForMaskedLM``/``BertForMaskedLM`` cannot express."""
     def arg(name, default=None):
         return model_args.get(name, default)
 
     problems = []
     if arg("encoder_normalize_before"):
-        problems.append("encoder_normalize_before=True (pre-LN; HF RobertaForMaskedLM is post-LN)")
+        problems.append("encoder_normalize_before=True (pre-LN; HF's BERT and RoBERTa are post-LN)")
     if not arg("layernorm_embedding", True):
         problems.append("layernorm_embedding=False")
     if arg("untie_weights_roberta"):
         problems.append("untie_weights_roberta=True")
     if arg("no_token_positional_embeddings") or not arg("encoder_learned_pos", True):
         problems.append("no learned positional embeddings")
-    if arg("activation_fn", "gelu") != "gelu":
+    if arg("activation_fn", "gelu") not in ACTIVATIONS:
+        problems.append(f"activation_fn={arg('activation_fn')} (HF has {sorted(HF_ACTIVATIONS)})")
+    elif model_type == "roberta" and arg("activation_fn", "gelu") != "gelu":
         problems.append(f"activation_fn={arg('activation_fn')} (HF's RoBERTa LM head is always gelu)")
     if arg("encoder_layers_to_keep"):
         problems.append("encoder_layers_to_keep (pruned layers)")
     if problems:
-        raise ConversionError("cannot export to HF RobertaForMaskedLM: " + "; ".join(problems))
+        name = {"roberta": "RobertaForMaskedLM", "bert": "BertForMaskedLM"}[model_type]
+        raise ConversionError(f"cannot export to HF {name}: " + "; ".join(problems))
 
 
-def hf_roberta_config(model_args: Mapping, vocab_size: int) -> dict:
-    """``config.json`` of the HF ``RobertaForMaskedLM`` equal to this fairseq RoBERTa."""
-    check_exportable(model_args)
+def _hf_config(model_args: Mapping, model_type: str, vocab_size: int, max_position_embeddings: int) -> dict:
+    check_exportable(model_args, model_type)
     return {
-        "architectures": ["RobertaForMaskedLM"],
-        "model_type": "roberta",
+        "architectures": [{"roberta": "RobertaForMaskedLM", "bert": "BertForMaskedLM"}[model_type]],
+        "model_type": model_type,
         "vocab_size": vocab_size,
         "hidden_size": model_args["encoder_embed_dim"],
         "num_hidden_layers": model_args["encoder_layers"],
@@ -119,40 +126,116 @@ def hf_roberta_config(model_args: Mapping, vocab_size: int) -> dict:
         "hidden_act": ACTIVATIONS[model_args.get("activation_fn", "gelu")],
         "hidden_dropout_prob": model_args.get("dropout", 0.1),
         "attention_probs_dropout_prob": model_args.get("attention_dropout", 0.1),
-        "max_position_embeddings": model_args["max_positions"] + PADDING_IDX + 1,
-        "type_vocab_size": 1,
+        "max_position_embeddings": max_position_embeddings,
         "initializer_range": 0.02,
-        "layer_norm_eps": FAIRSEQ_LAYERNORM_EPS,
+        "layer_norm_eps": model_args.get("layer_norm_eps", FAIRSEQ_LAYERNORM_EPS),
         "position_embedding_type": "absolute",
-        "bos_token_id": 0,
-        "pad_token_id": PADDING_IDX,
-        "eos_token_id": 2,
         "tie_word_embeddings": True,
     }
 
 
-def fairseq_to_hf_roberta(sd: Mapping[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
-    """A fairseq RoBERTa state dict -> ``RobertaForMaskedLM`` weights (tied decoder keys left out,
-    as ``save_pretrained`` does). Every fairseq weight must find its place."""
-    e, used, out = FAIRSEQ_ENCODER, set(), {}
-    emb = sd[e + "embed_tokens.weight"]
-    out["roberta.embeddings.word_embeddings.weight"] = emb
-    out["roberta.embeddings.position_embeddings.weight"] = sd[e + "embed_positions.weight"]
-    out["roberta.embeddings.token_type_embeddings.weight"] = emb.new_zeros(1, emb.size(1))
-    used |= {e + "embed_tokens.weight", e + "embed_positions.weight"}
-    _linear(sd, e + "layernorm_embedding", "roberta.embeddings.LayerNorm", out, used)
+def hf_roberta_config(model_args: Mapping, vocab_size: int, dictionary_size: int = None) -> dict:
+    """``config.json`` of the HF ``RobertaForMaskedLM`` equal to this fairseq RoBERTa.
+
+    ``dictionary_size``: when the HF vocabulary runs past the fairseq dictionary (sentencepiece
+    pieces it lacks, see ``sentencepiece_tokenizer``), how many ids are the dictionary's, recorded
+    as ``fairseq_dictionary_size`` so that an import drops the rest.
+    """
+    config = _hf_config(model_args, "roberta", vocab_size, model_args["max_positions"] + PADDING_IDX + 1)
+    config.update(type_vocab_size=type_vocab_size(model_args, 1), bos_token_id=0, pad_token_id=PADDING_IDX,
+                  eos_token_id=2)
+    if dictionary_size is not None and dictionary_size != vocab_size:
+        config["fairseq_dictionary_size"] = dictionary_size
+    return config
+
+
+def hf_bert_config(model_args: Mapping, vocab_size: int, pad_token_id: int) -> dict:
+    """``config.json`` of the HF ``BertForMaskedLM`` equal to this fairseq RoBERTa (BERT counts positions from 0)."""
+    config = _hf_config(model_args, "bert", vocab_size, model_args["max_positions"])
+    config.update(type_vocab_size=type_vocab_size(model_args, BERT_TYPE_VOCAB_SIZE), pad_token_id=pad_token_id)
+    return config
+
+
+def _encoder_to_hf(sd: Mapping[str, Tensor], num_layers: int, base: str, out: Dict[str, Tensor], used: set) -> None:
+    """The embedding LayerNorm and the transformer layers, named as in HF's BERT and RoBERTa alike."""
+    e = FAIRSEQ_ENCODER
+    _linear(sd, e + "layernorm_embedding", base + "embeddings.LayerNorm", out, used)
     for i in range(num_layers):
         for fs, hf in LAYER_MODULES:
-            _linear(sd, f"{e}layers.{i}.{fs}", f"roberta.encoder.layer.{i}.{hf}", out, used)
-    _linear(sd, FAIRSEQ_LM_HEAD + "dense", "lm_head.dense", out, used)
-    _linear(sd, FAIRSEQ_LM_HEAD + "layer_norm", "lm_head.layer_norm", out, used)
-    out["lm_head.bias"] = sd[FAIRSEQ_LM_HEAD + "bias"]
-    used.add(FAIRSEQ_LM_HEAD + "bias")
-    if not torch.equal(sd[FAIRSEQ_LM_HEAD + "weight"], emb):
+            _linear(sd, f"{e}layers.{i}.{fs}", f"{base}encoder.layer.{i}.{hf}", out, used)
+
+
+def _head_to_hf(sd: Mapping[str, Tensor], model_type: str, out: Dict[str, Tensor], used: set) -> None:
+    """The LM head's dense and LayerNorm; the decoder stays tied to the word embeddings (not written,
+    as ``save_pretrained`` leaves tied weights out)."""
+    lay = HF_LAYOUT[model_type]
+    _linear(sd, FAIRSEQ_LM_HEAD + "dense", lay["dense"], out, used)
+    _linear(sd, FAIRSEQ_LM_HEAD + "layer_norm", lay["norm"], out, used)
+    if not torch.equal(sd[FAIRSEQ_LM_HEAD + "weight"], sd[FAIRSEQ_ENCODER + "embed_tokens.weight"]):
         raise ConversionError("encoder.lm_head.weight differs from the token embeddings (untied head)")
     used.add(FAIRSEQ_LM_HEAD + "weight")
+
+
+def _finish(sd: Mapping[str, Tensor], used: set, out: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Every fairseq weight must have found its place (the rows and bias by the caller)."""
+    used |= {FAIRSEQ_ENCODER + "embed_tokens.weight", FAIRSEQ_ENCODER + "embed_positions.weight",
+             FAIRSEQ_LM_HEAD + "bias", FAIRSEQ_SEGMENTS}
     _check_all_used(sd, used, ignorable=lambda k: k.endswith(".version"))
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def fairseq_to_hf_roberta(sd: Mapping[str, Tensor], num_layers: int, unknown_rows: int = 0) -> Dict[str, Tensor]:
+    """A fairseq RoBERTa state dict -> ``RobertaForMaskedLM`` weights (tied decoder keys left out,
+    as ``save_pretrained`` does). Every fairseq weight must find its place.
+
+    ``unknown_rows``: rows appended after the dictionary's for tokens the dictionary lacks: each
+    gets ``<unk>``'s embedding, so the model reads them as ``<unk>``, and the output bias
+    ``NO_COUNTERPART_BIAS``, so they are never predicted and the distribution over the
+    dictionary's ids is the fairseq model's.
+    """
+    e, used, out = FAIRSEQ_ENCODER, set(), {}
+    emb, bias = sd[e + "embed_tokens.weight"], sd[FAIRSEQ_LM_HEAD + "bias"]
+    out["roberta.embeddings.word_embeddings.weight"] = torch.cat([emb, emb[UNK_IDX].expand(unknown_rows, -1)])
+    out["lm_head.bias"] = torch.cat([bias, bias.new_full((unknown_rows,), NO_COUNTERPART_BIAS)])
+    out["roberta.embeddings.position_embeddings.weight"] = sd[e + "embed_positions.weight"]
+    out["roberta.embeddings.token_type_embeddings.weight"] = token_type_table(sd, rows=1)
+    _encoder_to_hf(sd, num_layers, "roberta.", out, used)
+    _head_to_hf(sd, "roberta", out, used)
+    return _finish(sd, used, out)
+
+
+def token_type_table(sd: Mapping[str, Tensor], rows: int) -> Tensor:
+    """HF's token-type embeddings: the model's segment table (``--num-segment``), which fairseq adds
+    where BERT and RoBERTa add token types (to the word embeddings, before the positions and the
+    embedding LayerNorm). A model without one gets ``rows`` zero rows: HF then adds nothing for any
+    segment, as the model does."""
+    if FAIRSEQ_SEGMENTS in sd:
+        return sd[FAIRSEQ_SEGMENTS]
+    emb = sd[FAIRSEQ_ENCODER + "embed_tokens.weight"]
+    return emb.new_zeros(rows, emb.size(1))
+
+
+def type_vocab_size(model_args: Mapping, default: int) -> int:
+    return model_args.get("num_segment") or default
+
+
+def fairseq_to_hf_bert(sd: Mapping[str, Tensor], num_layers: int, rows: Tensor) -> Dict[str, Tensor]:
+    """A fairseq RoBERTa state dict -> ``BertForMaskedLM`` weights in a WordPiece vocabulary's order.
+
+    Args:
+        rows: long ``[len(vocab.txt)]``, ``rows[wordpiece_id] = fairseq_id``
+            (``wordpiece_dictionary.wordpiece_to_fairseq``). fairseq's ``<pad>``, which no
+            wordpiece maps to, has no BERT row: its output bias is not carried.
+    BERT position i is fairseq's row ``padding_idx + 1 + i``; the rows before it are never used.
+    """
+    e, used, out = FAIRSEQ_ENCODER, set(), {}
+    out["bert.embeddings.word_embeddings.weight"] = sd[e + "embed_tokens.weight"][rows]
+    out["cls.predictions.bias"] = sd[FAIRSEQ_LM_HEAD + "bias"][rows]
+    out["bert.embeddings.position_embeddings.weight"] = sd[e + "embed_positions.weight"][PADDING_IDX + 1:]
+    out["bert.embeddings.token_type_embeddings.weight"] = token_type_table(sd, rows=BERT_TYPE_VOCAB_SIZE)
+    _encoder_to_hf(sd, num_layers, "bert.", out, used)
+    _head_to_hf(sd, "bert", out, used)
+    return _finish(sd, used, out)
 
 
 # ---------------------------------------------------------------- HF BERT/RoBERTa -> fairseq
@@ -174,10 +257,6 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
                               f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
     offset = position_offset(hf_config)
     notes = []
-    eps = hf_config.get("layer_norm_eps", 1e-12)
-    if eps != FAIRSEQ_LAYERNORM_EPS:
-        notes.append(f"layer_norm_eps {eps:g} becomes fairseq's fixed {FAIRSEQ_LAYERNORM_EPS:g}; outputs "
-                     "move slightly where a LayerNorm's input variance is small")
     args = dict(
         encoder_layers=hf_config["num_hidden_layers"],
         encoder_embed_dim=hf_config["hidden_size"],
@@ -190,6 +269,7 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
         encoder_normalize_before=False,
         layernorm_embedding=True,
         untie_weights_roberta=False,
+        layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
     )
     return args, notes
 
@@ -259,7 +339,7 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
     table = pos.new_zeros(pos.size(0) - offset + PADDING_IDX + 1, pos.size(1))
     if keep_segments:
         table[PADDING_IDX + 1:] = pos[offset:]
-        out[e + "embed_segments.weight"] = types
+        out[FAIRSEQ_SEGMENTS] = types
     else:
         # The token-type-0 row is added to every token of a single-segment input in HF.
         table[PADDING_IDX + 1:] = pos[offset:] + types[0]

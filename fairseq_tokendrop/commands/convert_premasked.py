@@ -15,7 +15,8 @@ Output (see ``fairseq_tokendrop/data/premasked_dataset.py``): DESTDIR/dict.txt
 (the vocabulary in fairseq's order: [CLS] [SEP] [UNK] [MASK] become
 ``<s> </s> <unk> <mask>``; [PAD] is a token of its own, so a random [PAD] in a
 masked slot stays a token), SPLIT.src/SPLIT.tgt indexed datasets that keep the
-file's masks exactly, and premasked.json. Training on DESTDIR uses those
+file's masks exactly, premasked.json, and a copy of vocab.txt (export_checkpoint
+``--hf-out`` makes BERT's tokenizer from it). Training on DESTDIR uses those
 masks; nothing is masked again. ``segment_ids`` are kept as SPLIT.seg (the
 model reads them with ``--num-segment 2``); ``next_sentence_labels`` are read,
 checked and dropped (no next-sentence objective).
@@ -41,6 +42,7 @@ import os
 import shutil
 import time
 
+from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.errors import FlagError
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, PartWriter, merge_parts, publish_split, read_meta
 from tokendrop_readers.premasked_files import read_premasked
@@ -106,6 +108,8 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
     if os.path.exists(os.path.join(destdir, META_NAME)) and read_meta(destdir)["vocab_sha256"] != sha:
         raise FlagError(f"{destdir}: already holds data converted with another vocab.txt")
     write_dict_txt(dictionary, os.path.join(destdir, "dict.txt"))
+    with atomic_path(os.path.join(destdir, "vocab.txt")) as tmp:
+        shutil.copyfile(vocab_path, tmp)
 
     _remove_stale_tmp_dirs(destdir, split)
     tmp_dir = os.path.join(destdir, f"{TMP_PREFIX}{split}-{os.getpid()}")

@@ -17,24 +17,34 @@ Outputs, any combination:
     ``sentencepiece.bpe.model`` from DIR by that name, as for XLM-R.)
 
 ``--hf-out DIR``
-    ``config.json`` + ``model.safetensors`` for ``transformers.RobertaForMaskedLM``, plus
-    ``dict.txt`` and the sentencepiece model. Token ids are fairseq dictionary ids (``<s>`` 0,
-    ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3, ``<mask>`` last): encode with the fairseq export's
-    ``roberta.encode(text)``, or with sentencepiece pieces looked up in ``dict.txt``.
+    a Hugging Face model with the tokenizer its ids come from, for ``transformers`` alone::
+
+        from transformers import pipeline
+        fill = pipeline("fill-mask", model=DIR)
+        fill(f"The capital of France is {fill.tokenizer.mask_token}.")
+
+    A model trained on sentencepiece pieces (``prepare_corpus``) becomes a
+    ``RobertaForMaskedLM`` over fairseq's dictionary ids with a ``tokenizer.json`` that gives
+    the ids ``roberta.encode`` gives (plus ``dict.txt`` and ``sentencepiece.bpe.model``); one
+    trained on a WordPiece ``vocab.txt`` (``convert_premasked``, ``import_hf`` of a BERT)
+    becomes a ``BertForMaskedLM`` with vocab.txt's ids and BERT's tokenizer
+    (``fairseq_tokendrop/checkpoints/hf_export.py``). The directory appears whole or not at all.
 
 ``--save-importance PATH``
     the float32 token-importance scores, the tensor ``--init-token-importance`` reads.
 
 The checkpoint is loaded with fairseq's own loader (torch ``weights_only`` left on; importing
 the plugin allowlists ``argparse.Namespace``). ``dict.txt`` comes from the training data dir
-recorded in the checkpoint, or ``--data``.
+recorded in the checkpoint, or ``--data``; so does the vocabulary: ``vocab.txt`` there (or
+``--vocab``) for WordPiece, else ``spm.model``/``sentencepiece.bpe.model`` (or ``--spm-model``).
 """
 import argparse
-import json
 import os
 import shutil
 import sys
 from dataclasses import fields
+
+import torch
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists Namespace for torch.load)
 from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
@@ -45,14 +55,20 @@ from fairseq.models.roberta import RobertaModel
 from fairseq.models.roberta.model import base_architecture
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
-from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.flags import FAIRSEQ_LAYER_NORM_EPS
+from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, fairseq_to_hf_roberta, hf_roberta_config
+from fairseq_tokendrop.checkpoints.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
+                                                     check_replaceable, write_hf_export)
+from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
+from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import lower_case_of
+from fairseq_tokendrop.data.premasked_dataset import META_NAME, read_meta
+from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, read_wordpiece_vocab, vocab_sha256
 from fairseq_tokendrop.method.importance import find_token_importance
 from fairseq_tokendrop.commands.log import command_log
 
-SPM_NAMES = ("spm.model", "sentencepiece.bpe.model")  # prepare_corpus.py's name, fairseq hub's name
-HUB_SPM_NAME = "sentencepiece.bpe.model"
+SPM_NAMES = ("spm.model", HUB_SPM_NAME)  # prepare_corpus.py's name, fairseq hub's name
+FAIRSEQ_EXPORT_FILES = frozenset(("model.pt", "dict.txt", HUB_SPM_NAME))
 
 
 class ExportError(Exception):
@@ -94,27 +110,12 @@ def stock_cfg(cfg, model_args, out_dir, spm_path):
     return cfg
 
 
-def copy_atomic(src, dst):
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def copy_vocab_files(out_dir, dict_path, spm_path):
-    copy_atomic(dict_path, os.path.join(out_dir, "dict.txt"))
-    if spm_path:
-        copy_atomic(spm_path, os.path.join(out_dir, HUB_SPM_NAME))
-        return os.path.join(out_dir, HUB_SPM_NAME)
-    return None
-
-
 def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_optimizer):
-    os.makedirs(out_dir, exist_ok=True)
-    exported_spm = copy_vocab_files(out_dir, dict_path, spm_path)
     history = plain(state["optimizer_history"])
     last = dict(history[-1], criterion_name=MaskedLmLoss.__name__)
     out = {
         "args": None,
-        "cfg": stock_cfg(state["cfg"], model_args, out_dir, exported_spm),
+        "cfg": stock_cfg(state["cfg"], model_args, out_dir, os.path.join(out_dir, HUB_SPM_NAME) if spm_path else None),
         "model": without_importance(model.state_dict()),
         "criterion": None,
         "task_state": {},
@@ -129,25 +130,19 @@ def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_
                                                           "lr_scheduler_state", "num_updates")}]
         out["last_optimizer_state"] = None
         out["extra_state"] = {"train_iterator": state["extra_state"]["train_iterator"]}
-    atomic_torch_save(out, os.path.join(out_dir, "model.pt"))
+    with atomic_directory(out_dir) as tmp:
+        shutil.copyfile(dict_path, os.path.join(tmp, "dict.txt"))
+        if spm_path:
+            shutil.copyfile(spm_path, os.path.join(tmp, HUB_SPM_NAME))
+        torch.save(out, os.path.join(tmp, "model.pt"))
     log(f"wrote {out_dir}/model.pt (arch {out['cfg']['model']['arch']}"
         f"{', with optimizer state' if keep_optimizer else ''}), dict.txt"
-        + (f", {HUB_SPM_NAME}" if exported_spm else ""))
-
-
-def export_hf(model, model_args, vocab_size, out_dir, dict_path, spm_path):
-    from safetensors.torch import save_file
-
-    config = hf_roberta_config(model_args, vocab_size)
-    tensors = fairseq_to_hf_roberta(model.state_dict(), model_args["encoder_layers"])
-    os.makedirs(out_dir, exist_ok=True)
-    with atomic_path(os.path.join(out_dir, "model.safetensors")) as tmp:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-    with atomic_path(os.path.join(out_dir, "config.json")) as tmp:
-        with open(tmp, "w") as handle:
-            json.dump(config, handle, indent=2)
-    copy_vocab_files(out_dir, dict_path, spm_path)
-    log(f"wrote {out_dir}/config.json, model.safetensors, dict.txt (ids are fairseq dictionary ids)")
+        + (f", {HUB_SPM_NAME}" if spm_path else ""))
+    eps = model_args.get("layer_norm_eps", FAIRSEQ_LAYER_NORM_EPS)
+    if eps != FAIRSEQ_LAYER_NORM_EPS:
+        log(f"note: the model's LayerNorms use epsilon {eps:g} (--layer-norm-eps); stock fairseq RoBERTa builds "
+            f"them with {FAIRSEQ_LAYER_NORM_EPS:g} and has no option, so its outputs move slightly (by about "
+            "eps / (2 variance) of each LayerNorm input); --hf-out keeps the model's value")
 
 
 def find_data_files(data_dir, spm_model):
@@ -162,22 +157,63 @@ def find_data_files(data_dir, spm_model):
     return dict_path, (found[0] if found else None)
 
 
+def wordpiece_vocabulary(data_dir, vocab, lowercase):
+    """The WordPiece vocab.txt the data's ids come from (--vocab, or vocab.txt in the data dir), or None."""
+    path = vocab or os.path.join(data_dir, "vocab.txt")
+    if not os.path.isfile(path):
+        if vocab:
+            raise ExportError(f"--vocab: no such file: {vocab}")
+        if os.path.isfile(os.path.join(data_dir, META_NAME)):
+            raise ExportError(f"{data_dir} holds pre-masked data converted from a WordPiece vocab.txt ({META_NAME}) "
+                              "and no vocab.txt: give that vocab.txt with --vocab")
+        return None
+    try:
+        tokens = read_wordpiece_vocab(path)
+    except (VocabError, OSError) as err:
+        raise ExportError(f"--vocab: {err}")
+    if os.path.isfile(os.path.join(data_dir, META_NAME)) and read_meta(data_dir)["vocab_sha256"] != vocab_sha256(path):
+        raise ExportError(f"{path}: not the vocab.txt {data_dir} was converted with (its {META_NAME} records "
+                          "another sha256)")
+    lower_case, told = lower_case_of(path, tokens, {"yes": True, "no": False, None: None}[lowercase])
+    log(f"WordPiece vocabulary {path}, do_lower_case={lower_case} ({told})")
+    return WordPieceVocabulary(path, lower_case)
+
+
+def hf_tokenizer_source(data_dir, args, spm_path):
+    """What the HF export's tokenizer is made from; one line naming the missing file when there is none."""
+    wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase)
+    if wordpiece is not None:
+        return wordpiece
+    if spm_path is None:
+        raise ExportError(f"--hf-out needs the model's tokenizer: no {' or '.join(SPM_NAMES)} in {data_dir} "
+                          "(give --spm-model, or --vocab for a WordPiece vocab.txt)")
+    return SentencePieceVocabulary(spm_path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a fairseq-train checkpoint (checkpoint_last.pt, ...)")
     parser.add_argument("--fairseq-out", metavar="DIR", help="write a stock fairseq RoBERTa export here")
-    parser.add_argument("--hf-out", metavar="DIR", help="write a Hugging Face RobertaForMaskedLM here")
+    parser.add_argument("--hf-out", metavar="DIR", help="write a Hugging Face model and its tokenizer here "
+                        "(RobertaForMaskedLM for sentencepiece, BertForMaskedLM for a WordPiece vocab.txt)")
     parser.add_argument("--save-importance", metavar="PATH",
                         help="write the token-importance scores (for --init-token-importance) here")
     parser.add_argument("--data", metavar="DIR", help="the training data dir holding dict.txt "
                         "(default: the one recorded in the checkpoint)")
     parser.add_argument("--spm-model", metavar="PATH", help="sentencepiece model to ship (default: "
                         "spm.model or sentencepiece.bpe.model in the data dir, if there is one)")
+    parser.add_argument("--vocab", metavar="PATH", help="the WordPiece vocab.txt the training data's ids come "
+                        "from (default: vocab.txt in the data dir, if there is one): --hf-out writes a BERT")
+    parser.add_argument("--lowercase", choices=("yes", "no"), help="the BERT tokenizer's do_lower_case "
+                        "(default: tokenizer_config.json next to vocab.txt, else yes when vocab.txt has no "
+                        "upper-case token)")
     parser.add_argument("--keep-optimizer", action="store_true",
                         help="keep the optimizer state in the fairseq export (to continue pretraining)")
     args = parser.parse_args(argv)
     if not (args.fairseq_out or args.hf_out or args.save_importance):
         parser.error("nothing to do: give --fairseq-out, --hf-out and/or --save-importance")
+    if args.fairseq_out and args.hf_out and os.path.abspath(args.fairseq_out) == os.path.abspath(args.hf_out):
+        parser.error("give --fairseq-out and --hf-out different directories")
     try:
         run(args)
     except (ExportError, ConversionError) as e:
@@ -194,13 +230,22 @@ def run(args):
         raise ExportError(f"cannot read {args.checkpoint} as a fairseq checkpoint ({type(e).__name__}: {e})")
     if state.get("cfg") is None or "model" not in state:
         raise ExportError(f"{args.checkpoint} has no cfg/model: not a fairseq-train checkpoint")
+    if args.fairseq_out:
+        check_replaceable(args.fairseq_out, "--fairseq-out", FAIRSEQ_EXPORT_FILES)
+    if args.hf_out:
+        check_replaceable(args.hf_out, "--hf-out")
     data_dir = args.data or state["cfg"].task.data.split(os.pathsep)[0]
     dict_path, spm_path = find_data_files(data_dir, args.spm_model)
+    vocabulary = hf_tokenizer_source(data_dir, args, spm_path) if args.hf_out else None
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [args.checkpoint], arg_overrides={"data": os.path.dirname(os.path.abspath(dict_path))})
     model = models[0].eval()
     model_args = plain(state["cfg"].model)
     model_args["max_positions"] = model.max_positions()
+    if args.fairseq_out and model_args.get("num_segment"):
+        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment "
+                          f"{model_args['num_segment']}), which stock fairseq RoBERTa lacks; --hf-out carries them "
+                          "(token types)")
 
     if args.save_importance:
         try:
@@ -211,7 +256,9 @@ def run(args):
         atomic_torch_save(scores, args.save_importance)
         log(f"wrote {args.save_importance} (float32 [{scores.numel()}], for --init-token-importance)")
     if args.hf_out:
-        export_hf(model, model_args, len(task.source_dictionary), args.hf_out, dict_path, spm_path)
+        log(f"Hugging Face export to {args.hf_out}")
+        write_hf_export(args.hf_out, model.state_dict(), model_args, task.source_dictionary.symbols, dict_path,
+                        vocabulary, log)
     if args.fairseq_out:
         export_fairseq(state, model, model_args, args.fairseq_out, dict_path, spm_path, args.keep_optimizer)
 

@@ -26,13 +26,18 @@ What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
   token-type table becomes the model's segment embeddings (``--num-segment``, for data with
   segment ids). The pooler and the next-sentence head have no place in a masked-LM model and
   are dropped, with a note.
-- RoBERTa (``model_type: roberta``, vocab.json): the same with the special tokens found by name
-  (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset (pad_token_id + 1).
-- fairseq's LayerNorm eps is fixed at 1e-5; a different ``layer_norm_eps`` is noted.
+- RoBERTa (``model_type: roberta``, vocab.json or tokenizer.json): the same with the special
+  tokens found by name (``<s> <pad> </s> <unk> <mask>``); positions keep HF's offset
+  (pad_token_id + 1). Of an export_checkpoint ``--hf-out`` directory, the sentencepiece pieces
+  past ``fairseq_dictionary_size`` (config.json) are dropped: they were fairseq's ``<unk>``.
+- The files an export of the imported model makes its tokenizer from are copied to OUT: BERT's
+  vocab.txt with its tokenizer_config.json (casing), or sentencepiece.bpe.model.
+- ``layer_norm_eps`` becomes ``--layer-norm-eps`` (fairseq's own LayerNorms are fixed at 1e-5).
 """
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -41,10 +46,15 @@ import torch
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
 from fairseq.data import Dictionary
 
+from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
                                                        training_cfg, without_importance)
+from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.checkpoints.hf_export import HUB_SPM_NAME
 from fairseq_tokendrop.checkpoints.hf_weights import (ConversionError, fairseq_model_args, hf_to_fairseq,
                                                      importance_to_fairseq)
+from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import dictionary_symbol
+from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 from fairseq_tokendrop.standalone import build_model
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, wordpiece_to_fairseq, write_dict_txt
 from fairseq_tokendrop.commands.log import command_log
@@ -86,26 +96,51 @@ def read_weights(hf_dir):
     raise ConversionError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {hf_dir}")
 
 
-def roberta_vocab_to_fairseq(vocab_path):
-    """A RoBERTa vocab.json (token -> id) as a fairseq dictionary, and ``id_map[hf_id] = fairseq_id``."""
-    with open(vocab_path, encoding="utf-8") as handle:
-        vocab = json.load(handle)
-    tokens = [None] * len(vocab)
-    for token, i in vocab.items():
-        if not 0 <= i < len(vocab) or tokens[i] is not None:
-            raise ConversionError(f"{vocab_path}: ids are not 0..{len(vocab) - 1}, each once (token {token!r})")
+def roberta_tokens_to_fairseq(tokens, source):
+    """RoBERTa vocabulary tokens (index = HF id) as a fairseq dictionary, and ``id_map[hf_id] = fairseq_id``."""
+    for token in tokens:
         if not token or any(c.isspace() for c in token):
-            raise ConversionError(f"{vocab_path}: token {token!r} is empty or contains whitespace")
-        tokens[i] = token
-    missing = [t for t in FAIRSEQ_SPECIALS + (MASK,) if t not in vocab]
+            raise ConversionError(f"{source}: token {token!r} is empty or contains whitespace")
+    missing = [t for t in FAIRSEQ_SPECIALS + (MASK,) if t not in tokens]
     if missing:
-        raise ConversionError(f"{vocab_path}: special token(s) {', '.join(missing)} not found")
+        raise ConversionError(f"{source}: special token(s) {', '.join(missing)} not found")
     dictionary = Dictionary()
     for token in tokens:
         if token not in FAIRSEQ_SPECIALS and token != MASK:
             dictionary.add_symbol(token)
     dictionary.add_symbol(MASK)
     return dictionary, np.array([dictionary.index(t) for t in tokens], dtype=np.int64)
+
+
+def tokens_by_id(vocab, source):
+    """``{token: id}`` -> the tokens in id order, which must be 0..n-1, each once."""
+    tokens = [None] * len(vocab)
+    for token, i in vocab.items():
+        if not 0 <= i < len(vocab) or tokens[i] is not None:
+            raise ConversionError(f"{source}: ids are not 0..{len(vocab) - 1}, each once (token {token!r})")
+        tokens[i] = token
+    return tokens
+
+
+def read_roberta_tokens(hf_dir, config):
+    """The vocabulary in HF id order, from vocab.json or tokenizer.json. Of an export of ours, only
+    the fairseq dictionary's part (``fairseq_dictionary_size``; the sentencepiece pieces after it
+    are <unk> to fairseq), its never-produced entries under their dictionary names."""
+    vocab_json, tokenizer_json = (os.path.join(hf_dir, n) for n in ("vocab.json", "tokenizer.json"))
+    if os.path.isfile(vocab_json):
+        with open(vocab_json, encoding="utf-8") as handle:
+            return tokens_by_id(json.load(handle), vocab_json)
+    if not os.path.isfile(tokenizer_json):
+        raise ConversionError(f"no vocab.json or tokenizer.json in {hf_dir} (RoBERTa's vocabulary)")
+    with open(tokenizer_json, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    vocab = saved["model"]["vocab"]
+    if isinstance(vocab, list):  # Unigram: [token, score] in id order
+        vocab = {token: i for i, (token, _) in enumerate(vocab)}
+    for added in saved.get("added_tokens", []):
+        vocab.setdefault(added["content"], added["id"])
+    tokens = tokens_by_id(vocab, tokenizer_json)[:config.get("fairseq_dictionary_size", len(vocab))]
+    return [dictionary_symbol(t) for t in tokens]
 
 
 def bert_vocab(path):
@@ -126,14 +161,23 @@ def read_vocab(hf_dir, config):
         if not os.path.isfile(path):
             raise ConversionError(f"no vocab.txt in {hf_dir} (BERT's WordPiece vocabulary)")
         return bert_vocab(path)
-    path = os.path.join(hf_dir, "vocab.json")
-    if not os.path.isfile(path):
-        raise ConversionError(f"no vocab.json in {hf_dir} (RoBERTa's vocabulary)")
-    dictionary, id_map = roberta_vocab_to_fairseq(path)
+    dictionary, id_map = roberta_tokens_to_fairseq(read_roberta_tokens(hf_dir, config), hf_dir)
     pad = config.get("pad_token_id", 1)
     if int(id_map[pad]) != dictionary.pad():
-        raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {path}")
+        raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {hf_dir}'s vocabulary")
     return dictionary, permutation(dictionary, id_map)
+
+
+def keep_tokenizer_sources(hf_dir, out_dir, model_type):
+    """Copy what an export of the imported model will make its tokenizer from (export_checkpoint
+    finds them in the data dir the checkpoint records, OUT): BERT's vocab.txt with its casing, or
+    the sentencepiece model."""
+    names = ("vocab.txt", HF_TOKENIZER_CONFIG) if model_type == "bert" else (HUB_SPM_NAME,)
+    for name in names:
+        if os.path.isfile(os.path.join(hf_dir, name)):
+            with atomic_path(os.path.join(out_dir, name)) as tmp:
+                shutil.copyfile(os.path.join(hf_dir, name), tmp)
+            log(f"kept {out_dir}/{name} (for export_checkpoint --hf-out)")
 
 
 def write_import(out_dir, config, load, log, keep_segments=False, importance=None):
@@ -142,7 +186,7 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
     Shared by import_hf and import_tf. ``load()`` gives (dictionary, perm, HF state dict), called
     once the config passed; ``perm`` as ``hf_to_fairseq`` takes it. ``importance``: per-id scores in
     the HF vocabulary's order, written in dictionary order for ``--init-token-importance``. Prints
-    the fairseq-train command to go on with.
+    the fairseq-train command to go on with, and writes its model flags to OUT/flags.txt for scripts.
     """
     model_args, notes = fairseq_model_args(config)
     extra_flags = []
@@ -173,6 +217,9 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
                                       without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
     flags = " ".join(dimension_flags(model_args) + extra_flags)
+    with atomic_path(os.path.join(out_dir, "flags.txt")) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(flags + "\n")
+    written.append(f"{out_dir}/flags.txt")
     log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN "
         f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
         "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
@@ -188,6 +235,7 @@ def add_segments_flag(parser):
 def convert(hf_dir, out_dir, keep_segments=False):
     config = read_config(hf_dir)
     write_import(out_dir, config, lambda: (*read_vocab(hf_dir, config), read_weights(hf_dir)), log, keep_segments)
+    keep_tokenizer_sources(hf_dir, out_dir, config["model_type"])
 
 
 def main(argv=None):

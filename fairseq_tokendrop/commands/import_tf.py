@@ -20,7 +20,7 @@ Carried: the encoder, the MLM head (its transform, LayerNorm and output bias; th
 to the word embeddings), the token-type table (folded into the positions, or with
 ``--keep-segments`` kept as segment embeddings for data with segment ids, as MLPerf's), the
 importance scores. Not carried: the pooler, the next-sentence head, the optimizer state and step.
-TF's LayerNorm epsilon is 1e-12, fairseq's a fixed 1e-5 (noted).
+TF's LayerNorm epsilon, 1e-12, becomes ``--layer-norm-eps 1e-12`` (fairseq's own is 1e-5).
 """
 import argparse
 import json

@@ -28,8 +28,7 @@ import torch
 from torch import Tensor, nn
 from fairseq.distributed import fsdp_wrap
 from fairseq.models.transformer import TransformerConfig, TransformerEncoder
-from fairseq.modules.checkpoint_activations import checkpoint_wrapper
-
+from .activation_checkpointing import checkpoint_layer
 from .cross_attention_layer import TokenDroppingEncoderLayer
 from .random_ltd import LayerwiseKeep, kept_padding_masks, run_on_kept
 from .token_selection import scatter_tokens
@@ -58,12 +57,14 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
 
         The same wrappers in the same order: ``--checkpoint-activations`` then
         ``fsdp_wrap`` (a no-op outside ``--ddp-backend fully_sharded``, which the
-        plugin refuses at startup, see ``flags.check_ddp_backend``).
+        plugin refuses at startup, see ``flags.check_ddp_backend``). The checkpoint
+        is non-reentrant where fairseq's is reentrant: ScTD runs each layer twice per
+        backward, which fairseq's breaks under torch DDP (see ``activation_checkpointing``).
         """
         cfg = TransformerConfig.from_namespace(args)
         layer = TokenDroppingEncoderLayer(cfg, return_fc=self.return_fc)
         if cfg.checkpoint_activations:
-            layer = checkpoint_wrapper(layer, offload_to_cpu=cfg.offload_activations)
+            layer = checkpoint_layer(layer, offload_to_cpu=cfg.offload_activations)
         return fsdp_wrap(layer, min_num_params=0 if cfg.checkpoint_activations else cfg.min_params_to_wrap)
 
     def forward(

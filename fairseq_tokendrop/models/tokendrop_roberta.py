@@ -10,22 +10,26 @@ A ``RobertaModel`` in every other respect: same parameters and state-dict
 keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
 is exactly RoBERTa over all tokens.
 """
+import logging
 from typing import Optional
 
-from torch import Tensor
+from torch import Tensor, nn
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.roberta import RobertaEncoder, RobertaModel
 from fairseq.models.roberta.model import roberta_base_architecture, roberta_large_architecture
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_hasattr
 
-from ..flags import (add_segment_args, add_token_drop_args, check_task_feeds_importance, check_token_drop_args,
-                     keep_schedule, load_init_scores, random_ltd_layers, set_token_drop_defaults, symbol_ids)
+from ..flags import (add_bert_args, add_token_drop_args, check_task_feeds_importance, check_token_drop_args,
+                     keep_schedule, load_init_scores, random_ltd_layers, set_model_defaults, symbol_ids)
+from ..method.activation_checkpointing import add_activation_checkpointing_args, set_activation_checkpointing_defaults
 from ..method.importance import TokenImportance
 from ..errors import CheckpointMismatch
 from ..method.random_ltd import LayerwiseKeep, draw_kept, layer_slots
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept, select_kept
+
+logger = logging.getLogger(__name__)
 
 
 @register_model("tokendrop_roberta")
@@ -36,7 +40,8 @@ class TokenDropRobertaModel(RobertaModel):
     def add_args(parser):
         RobertaModel.add_args(parser)
         add_token_drop_args(parser)
-        add_segment_args(parser)
+        add_bert_args(parser)
+        add_activation_checkpointing_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -52,6 +57,10 @@ class TokenDropRobertaModel(RobertaModel):
         check_token_drop_args(args, task.source_dictionary)
         check_task_feeds_importance(args, task)
         encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
+        set_layer_norm_eps(encoder, args.layer_norm_eps)
+        if args.checkpoint_activations:
+            logger.info(f"activation checkpointing: {args.encoder_layers} layers recomputed in the backward "
+                        f"(non-reentrant{', inputs offloaded to CPU' if args.offload_activations else ''})")
         if OmegaConf.is_config(args):
             OmegaConf.set_struct(args, True)
         return cls(args, encoder)
@@ -77,6 +86,16 @@ class TokenDropRobertaModel(RobertaModel):
             raise CheckpointMismatch(
                 f"the checkpoint's vocabulary has {state_dict[key].size(0)} entries ({key}) but the "
                 f"dictionary has {ours}: use the dict.txt of the data the checkpoint was trained on")
+
+
+def set_layer_norm_eps(module: nn.Module, eps: float) -> None:
+    """Every LayerNorm's epsilon (fairseq builds them all with 1e-5 and no option; BERT uses 1e-12).
+
+    fairseq's ``LayerNorm`` gives torch's or, with apex, apex's fused one: both read ``eps`` per call.
+    """
+    for m in module.modules():
+        if "LayerNorm" in type(m).__name__ and hasattr(m, "eps"):
+            m.eps = eps
 
 
 class TokenDropRobertaEncoder(RobertaEncoder):
@@ -172,11 +191,13 @@ class TokenDropRobertaEncoder(RobertaEncoder):
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta")
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_base")
 def tokendrop_roberta_base(args):
-    set_token_drop_defaults(args)
+    set_model_defaults(args)
+    set_activation_checkpointing_defaults(args)
     roberta_base_architecture(args)
 
 
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_large")
 def tokendrop_roberta_large(args):
-    set_token_drop_defaults(args)
+    set_model_defaults(args)
+    set_activation_checkpointing_defaults(args)
     roberta_large_architecture(args)

@@ -1,0 +1,121 @@
+"""The Hugging Face export directory: a masked-LM model and the tokenizer its ids come from.
+
+The vocabulary the model was trained on decides the HF model:
+
+- sentencepiece pieces (``prepare_corpus``, or any data-bin that ``fairseq-preprocess`` made from
+  sentencepiece output): ``RobertaForMaskedLM`` over the fairseq dictionary's ids with a
+  ``tokenizer.json`` that gives them (``sentencepiece_tokenizer``), and for fairseq users and
+  ``import_hf`` the ``dict.txt`` and ``sentencepiece.bpe.model`` as fairseq's hub names them;
+- a WordPiece ``vocab.txt`` (``convert_premasked`` data, ``import_hf`` of a BERT):
+  ``BertForMaskedLM`` with vocab.txt's ids and BERT's own tokenizer files
+  (``wordpiece_tokenizer``), the rows permuted back from the fairseq dictionary's order.
+
+The directory is built under a temporary name next to its place and renamed there when complete.
+"""
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Callable, List, Mapping, Sequence
+
+import torch
+
+from ..atomic_file import atomic_directory
+from ..data.wordpiece_dictionary import VocabError, read_wordpiece_vocab, wordpiece_to_fairseq
+from . import sentencepiece_tokenizer, wordpiece_tokenizer
+from .hf_weights import (ConversionError, fairseq_to_hf_bert, fairseq_to_hf_roberta, hf_bert_config,
+                         hf_roberta_config)
+
+HUB_SPM_NAME = "sentencepiece.bpe.model"  # the name fairseq's RobertaModel.from_pretrained looks for
+# Every file an export may hold: a directory holding anything else is not replaced.
+EXPORT_FILES = frozenset(("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                          "vocab.txt", "dict.txt", HUB_SPM_NAME))
+NOT_CARRIED = "the token-importance scores (export_checkpoint --save-importance writes them)"
+
+
+@dataclass
+class SentencePieceVocabulary:
+    spm_path: str
+
+
+@dataclass
+class WordPieceVocabulary:
+    vocab_path: str
+    lower_case: bool
+
+
+def check_replaceable(out_dir: str, flag: str, export_files=EXPORT_FILES) -> None:
+    """An existing ``out_dir`` is replaced only when it holds nothing but an export's files."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConversionError(f"{flag} {out_dir}: exists and is not a directory")
+    if os.path.isdir(out_dir):
+        others = sorted(set(os.listdir(out_dir)) - export_files)
+        if others:
+            raise ConversionError(f"{flag} {out_dir}: exists and holds files an export does not write "
+                                  f"({', '.join(others[:3])}); give a new or empty directory")
+
+
+def _save_model(tmp: str, config: dict, tensors: Mapping[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    save_file(dict(tensors), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+
+
+def _sentencepiece_export(tmp, state_dict, model_args, symbols, dict_path, vocabulary, log) -> None:
+    vocab = sentencepiece_tokenizer.write_tokenizer_files(tmp, vocabulary.spm_path, symbols,
+                                                          model_args["max_positions"])
+    tensors = fairseq_to_hf_roberta(state_dict, model_args["encoder_layers"], unknown_rows=vocab.unknown_pieces)
+    _save_model(tmp, hf_roberta_config(model_args, len(vocab.tokens), len(symbols)), tensors)
+    shutil.copyfile(dict_path, os.path.join(tmp, "dict.txt"))
+    shutil.copyfile(vocabulary.spm_path, os.path.join(tmp, HUB_SPM_NAME))
+    log(f"RobertaForMaskedLM; tokenizer.json gives fairseq's ids 0..{len(symbols) - 1} (dict.txt, <mask> "
+        f"last), then {vocab.unknown_pieces} sentencepiece piece(s) the dictionary lacks, which the model "
+        "reads as <unk> and never predicts")
+    if vocab.unreachable:
+        log(f"{len(vocab.unreachable)} dictionary entr(ies) are no piece of {vocabulary.spm_path} "
+            f"(e.g. {vocab.unreachable[0]!r}): as in fairseq, no text gives them")
+
+
+def _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log) -> None:
+    path = vocabulary.vocab_path
+    try:
+        dictionary, id_map = wordpiece_to_fairseq(path)
+        tokens = read_wordpiece_vocab(path)
+    except (VocabError, OSError) as err:
+        raise ConversionError(f"--vocab: {err}") from None
+    if list(dictionary.symbols) != list(symbols):
+        differ = next((i for i, (a, b) in enumerate(zip(dictionary.symbols, symbols)) if a != b),
+                      min(len(dictionary), len(symbols)))
+        raise ConversionError(f"{path} does not match the checkpoint's vocabulary: it gives {len(dictionary)} "
+                              f"dictionary entries, the checkpoint has {len(symbols)} embedding rows"
+                              + (f", and entry {differ} differs" if len(dictionary) == len(symbols) else ""))
+    wordpiece_tokenizer.write_tokenizer_files(tmp, path, tokens, vocabulary.lower_case, model_args["max_positions"])
+    tensors = fairseq_to_hf_bert(state_dict, model_args["encoder_layers"], torch.from_numpy(id_map))
+    pad = tokens.index(wordpiece_tokenizer.BERT_PAD) if wordpiece_tokenizer.BERT_PAD in tokens else None
+    _save_model(tmp, hf_bert_config(model_args, len(tokens), pad), tensors)
+    segments = model_args.get("num_segment")
+    log(f"BertForMaskedLM with {path}'s ids and BERT's tokenizer (do_lower_case={vocabulary.lower_case}); "
+        f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps "
+        f"{model_args.get('layer_norm_eps', 1e-5):g} as in the model; token types "
+        + (f"= the model's {segments} segment embeddings" if segments else "zero (the model has no segments)"))
+    log("not carried: a pooler and a next-sentence head (masked-LM pretraining has neither; "
+        "BertForPreTraining would start them at random); the output bias of fairseq's <pad>, which "
+        "BERT lacks ([PAD] is a token of its own)")
+
+
+def write_hf_export(out_dir: str, state_dict: Mapping[str, torch.Tensor], model_args: Mapping,
+                    symbols: Sequence[str], dict_path: str, vocabulary, log: Callable[[str], None]) -> List[str]:
+    """Build the export of a fairseq RoBERTa (``symbols``: its dictionary, id order, ``<mask>`` last)
+    in a temporary directory and rename it to ``out_dir``. Returns the file names written."""
+    check_replaceable(out_dir, "--hf-out")
+    with atomic_directory(out_dir) as tmp:
+        if isinstance(vocabulary, WordPieceVocabulary):
+            _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log)
+        else:
+            _sentencepiece_export(tmp, state_dict, model_args, symbols, dict_path, vocabulary, log)
+        written = sorted(os.listdir(tmp))
+    log(f"not carried: {NOT_CARRIED}")
+    log(f"wrote {out_dir}: {', '.join(written)}")
+    return written
