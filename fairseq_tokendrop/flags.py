@@ -96,22 +96,31 @@ def sequence_length(args) -> int:
     return safe_getattr(args, "tokens_per_sample", None) or args.max_positions
 
 
+def comma_list(value) -> Optional[str]:
+    """A comma-separated flag value as text; hydra gives ``key=[8,32,4,4]`` as a list."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)
+
+
 def keep_schedule(args) -> Optional[KeepSchedule]:
     """The parsed --token-keep-schedule, or None."""
-    if not args.token_keep_schedule:
+    text = comma_list(args.token_keep_schedule)
+    if not text:
         return None
     try:
-        return parse_keep_schedule(args.token_keep_schedule, sequence_length(args))
+        return parse_keep_schedule(text, sequence_length(args))
     except ValueError as e:
-        raise FlagError(f"--token-keep-schedule {args.token_keep_schedule}: {e}")
+        raise FlagError(f"--token-keep-schedule {text}: {e}")
 
 
 def random_ltd_layers(args) -> Tuple[int, ...]:
     """The layers random-LTD wraps (--random-ltd-layers, or every layer but the first and last)."""
+    text = comma_list(args.random_ltd_layers)
     try:
-        return parse_layers(args.random_ltd_layers, args.encoder_layers)
+        return parse_layers(text, args.encoder_layers)
     except ValueError as e:
-        raise FlagError(f"--random-ltd-layers {args.random_ltd_layers}: {e}")
+        raise FlagError(f"--random-ltd-layers {text}: {e}")
 
 
 def drops_tokens(args) -> bool:

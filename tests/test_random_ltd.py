@@ -169,3 +169,12 @@ def test_evaluation_and_a_full_kept_length_are_stock_roberta():
         assert (ours.encoder.layerwise_keep(tokens) is None) == (kept == 12)
     assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
     assert ours.encoder.kept_length(8) == 8  # a batch padded shorter than the schedule's value
+
+
+def test_hydra_lists_are_read_as_the_comma_separated_flags():
+    """fairseq-hydra-train gives ``model.token_keep_schedule=[8,32,4,4]`` as a list."""
+    from omegaconf import OmegaConf
+
+    model = build_tokendrop(token_drop_strategy="random-ltd", token_keep_schedule=OmegaConf.create([8, 32, 4, 4]),
+                            random_ltd_layers=[1, 2])
+    assert tuple(model.encoder.keep_schedule) == (8, 32, 4, 4) and model.encoder.random_ltd_layers == (1, 2)
