@@ -21,6 +21,12 @@ echo "setting up $venv (once) ..." >&2
 # multi-GB CUDA build, which a CPU machine does not need.
 read -r -a torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"
 "$venv/bin/pip" install -q "${torch_spec[@]}"
+"$venv/bin/pip" install -q -e "$repo[test]"
+# ve-fairseq requires torchaudio, and pip resolves one built for another torch (2.11 for torch
+# 2.13): its extension cannot load, and transformers imports torchaudio whenever it is
+# installed, so even RobertaForMaskedLM fails to import. Nothing in fairseq's text tasks or
+# here uses audio, so the venv goes without it.
+"$venv/bin/pip" uninstall -q -y torchaudio
 # Say which build pip chose: the same requirement gives a CPU or a CUDA build depending on pip's settings.
 "$venv/bin/python" - "$venv" >&2 <<'PY'
 import pathlib, sys, sysconfig
@@ -31,10 +37,4 @@ size = sum(f.stat().st_size for p in heavy for f in p.rglob("*") if f.is_file())
 build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
 print(f"setup_env: torch {torch.__version__} ({build}, {size:.1f} GiB in the venv)")
 PY
-"$venv/bin/pip" install -q -e "$repo[test]"
-# ve-fairseq requires torchaudio, and pip resolves one built for another torch (2.11 for torch
-# 2.13): its extension cannot load, and transformers imports torchaudio whenever it is
-# installed, so even RobertaForMaskedLM fails to import. Nothing in fairseq's text tasks or
-# here uses audio, so the venv goes without it.
-"$venv/bin/pip" uninstall -q -y torchaudio
 echo "$want" > "$stamp"
