@@ -116,10 +116,7 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         full_mask = padding if has_pads else None
         kept_mask = kept_padding if kept_has_pads else None
 
-        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
-        if has_pads:
-            x = x * (1 - padding.unsqueeze(-1).type_as(x))
-        x = x.transpose(0, 1)
+        x, embedding = self._embedded(src_tokens, token_embeddings, padding, has_pads)
         for layer in self.layers[:split]:
             x = layer(x, encoder_padding_mask=full_mask)
 
@@ -129,16 +126,7 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
 
         last_input = scatter_tokens(x, keep_index, kept)
         x = self.layers[n - 1](last_input, encoder_padding_mask=full_mask)
-        if self.layer_norm is not None:
-            x = self.layer_norm(x)
-        return {
-            "encoder_out": [x],
-            "encoder_padding_mask": [padding],
-            "encoder_embedding": [embedding],
-            "encoder_states": [],
-            "last_layer_input": last_input,
-            "kept_padding_mask": kept_padding,
-        }
+        return self._output(x, padding, embedding, [], last_input, kept_padding)
 
     def _forward_layerwise(self, src_tokens, layerwise: LayerwiseKeep, token_embeddings, return_all_hiddens):
         padding = src_tokens.eq(self.padding_idx)
@@ -148,10 +136,7 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         has_pads, kept_has_pads = torch.stack([padding.any(), kept_padding.any()]).tolist()
         full_mask = padding if has_pads else None
 
-        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
-        if has_pads:
-            x = x * (1 - padding.unsqueeze(-1).type_as(x))
-        x = x.transpose(0, 1)
+        x, embedding = self._embedded(src_tokens, token_embeddings, padding, has_pads)
         states = [x] if return_all_hiddens else []
         last_input = None
         for layer, slot in zip(self.layers, layerwise.slots):
@@ -162,6 +147,18 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
                 x = run_on_kept(layer, x, layerwise.index[slot], kept_padding[slot] if kept_has_pads else None)
             if return_all_hiddens:
                 states.append(x)
+        return self._output(x, padding, embedding, states, last_input, kept_padding[0])
+
+    def _embedded(self, src_tokens, token_embeddings, padding, has_pads):
+        """``[T, B, C]`` input of the first layer, padded positions zeroed as the stock encoder zeroes them,
+        and the embedding ``[B, T, C]``."""
+        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
+        if has_pads:
+            x = x * (1 - padding.unsqueeze(-1).type_as(x))
+        return x.transpose(0, 1), embedding
+
+    def _output(self, x, padding, embedding, states, last_input, kept_padding):
+        """The stock encoder's output dict after its final LayerNorm, plus the dropping layouts' two keys."""
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return {
@@ -170,5 +167,5 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
             "encoder_embedding": [embedding],
             "encoder_states": states,
             "last_layer_input": last_input,
-            "kept_padding_mask": kept_padding[0],
+            "kept_padding_mask": kept_padding,
         }

@@ -8,7 +8,8 @@ update count (``--token-keep-schedule``, ``keep_schedule.py``).
 
 A ``RobertaModel`` in every other respect: same parameters and state-dict
 keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
-is exactly RoBERTa over all tokens.
+is exactly RoBERTa over all tokens. The BERT options (``--num-segment``,
+``--layer-norm-eps``) leave that so at their defaults; changed, they are BERT's.
 """
 import logging
 from typing import Optional

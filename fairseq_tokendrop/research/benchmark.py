@@ -417,12 +417,19 @@ def write_json(path, payload):
         json.dump(payload, f, indent=1)
 
 
-def main(argv=None):
+def start(parse, argv):
+    """(the command line as run, its parsed arguments): the line goes first on stdout, so a saved
+    output says what made it; ``--threads`` applies before any torch work."""
     command = shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
     print(command, flush=True)
-    args = parse_args(argv)
+    args = parse(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return command, args
+
+
+def main(argv=None):
+    command, args = start(parse_args, argv)
     args.malloc_cache = args.device == "cpu" and not args.no_malloc_cache and keep_freed_memory()
     dictionary = made_up_dictionary(args.vocab)
     samples, masked_per_row = make_batches(dictionary, args)

@@ -27,9 +27,7 @@ import ctypes
 import ctypes.util
 import json
 import re
-import shlex
 import statistics
-import sys
 import time
 
 import torch
@@ -37,7 +35,7 @@ import torch
 from ..atomic_file import atomic_path
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..standalone import StandaloneTask, build_model, made_up_dictionary
-from .benchmark import Mode, device_name, make_batches, model_args
+from .benchmark import Mode, device_name, make_batches, model_args, start
 
 CONFIGS = {"plain": False, "checkpointed": True}
 MMAP_EVERY_BYTES = 64 * 1024
@@ -114,11 +112,7 @@ def build_modes(args, dictionary):
 
 
 def main(argv=None):
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
-    print(command, flush=True)
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    command, args = start(parse_args, argv)
     if args.device == "cpu" and not map_large_allocations():
         raise SystemExit("checkpointing_cost: on cpu the memory measure needs glibc (mallopt)")
     dictionary = made_up_dictionary(args.vocab)

@@ -20,7 +20,8 @@ from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 from ..training import trainer_steps
 from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from ..flags import FlagError, check_criterion_feeds_importance, check_ddp_backend
+from ..errors import FlagError
+from ..flags import check_criterion_feeds_importance, check_ddp_backend
 from ..training.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
