@@ -27,6 +27,13 @@ read -r -a torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"
 # installed, so even RobertaForMaskedLM fails to import. Nothing in fairseq's text tasks or
 # here uses audio, so the venv goes without it.
 "$venv/bin/pip" uninstall -q -y torchaudio
+# DeepSpeed, for the test that checks the kept-length schedule against DeepSpeed's own scheduler, in a
+# folder off the venv's path: fairseq imports deepspeed whenever it can, which would cost every fairseq
+# process its import and an accelerator warning on stdout. Its pure-Python needs pinned alongside, the
+# rest (torch, numpy, packaging, tqdm) from the venv; no CUDA ops are built.
+DS_BUILD_OPS=0 "$venv/bin/pip" install -q --no-deps --target "$venv/deepspeed-site" --upgrade deepspeed==0.19.8 \
+    einops==0.8.2 hjson==3.1.0 msgpack==1.2.4 ninja==1.13.2 psutil==7.2.2 py-cpuinfo==9.0.0 pydantic==2.14.4 \
+    pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
 # Say which build pip chose: the same requirement gives a CPU or a CUDA build depending on pip's settings.
 "$venv/bin/python" - "$venv" >&2 <<'PY'
 import pathlib, sys, sysconfig

@@ -1,11 +1,17 @@
 """The kept-length schedule against DeepSpeed's formula: by hand at boundary steps, and against
 DeepSpeed's own ``RandomLTDScheduler`` stepped update by update.
 
-The second comparison runs where deepspeed is installed (``DS_BUILD_OPS=0 pip install deepspeed``
-takes about 10 s on CPU). It is not in the ``test`` extra on purpose: fairseq imports deepspeed
-whenever it can (``fairseq/optim/cpu_adam.py``), so every fairseq-train and every command would
-pay its import and print its accelerator warning on stdout.
+DeepSpeed runs in a process of its own that never imports the plugin or fairseq, from
+``VENV/deepspeed-site``, where scripts/setup_env.sh installs it outside the venv's path: fairseq imports
+deepspeed whenever it can (``fairseq/optim/cpu_adam.py``), so on the path it would cost every
+fairseq-train and every command its import and an accelerator warning on stdout.
 """
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from fairseq_tokendrop.method.keep_schedule import KeepSchedule, parse_keep_schedule
@@ -39,39 +45,49 @@ def test_kept_length_at_boundary_steps_is_deepspeeds_formula(schedule, step, kep
     assert KeepSchedule(*schedule).kept(step) == kept
 
 
-def deepspeed_scheduler(schedule):
-    """DeepSpeed's own random-LTD scheduler, configured as its JSON config would configure it."""
-    constants = pytest.importorskip(
-        "deepspeed.runtime.data_pipeline.constants",
-        reason="deepspeed is not installed (DS_BUILD_OPS=0 pip install deepspeed; see the module docstring)")
-    from deepspeed.runtime.data_pipeline.data_routing.scheduler import RandomLTDScheduler
+DEEPSPEED_SITE = Path(sys.prefix) / "deepspeed-site"
 
-    low, high, steps, grain = schedule
-    return RandomLTDScheduler({
-        constants.RANDOM_LTD_TOTAL_LAYER_NUM: 12,
-        constants.RANDOM_LTD_LAYER_NUM: 10,
-        constants.RANDOM_LTD_GLOBAL_BATCH_SIZE: 8,
-        constants.RANDOM_LTD_LAYER_TOKEN_LR_SCHEDULE: {constants.RANDOM_LTD_LAYER_TOKEN_LR_ENABLED: False},
-        constants.RANDOM_LTD_SCHEDULER: {
-            constants.RANDOM_LTD_MIN_VALUE: low,
-            constants.RANDOM_LTD_MAX_VALUE: high,
-            constants.RANDOM_LTD_SCHEDULER_TYPE: "fixed_linear",
-            constants.RANDOM_LTD_SCHEDULE_CONFIG: {constants.RANDOM_LTD_REQUIRE_STEP: steps,
-                                                   constants.RANDOM_LTD_INCREASE_STEP: grain},
-        },
-    })
+# DeepSpeed's scheduler configured as its JSON config would configure it, stepped as its engine steps it:
+# update_seq with the completed-step count before every forward. Prints the kept length at every step.
+DEEPSPEED_SEQUENCE = """
+import json, sys
+from deepspeed.runtime.data_pipeline import constants as c
+from deepspeed.runtime.data_pipeline.data_routing.scheduler import RandomLTDScheduler
+low, high, steps, grain = json.loads(sys.argv[1])
+ds = RandomLTDScheduler({
+    c.RANDOM_LTD_TOTAL_LAYER_NUM: 12, c.RANDOM_LTD_LAYER_NUM: 10, c.RANDOM_LTD_GLOBAL_BATCH_SIZE: 8,
+    c.RANDOM_LTD_LAYER_TOKEN_LR_SCHEDULE: {c.RANDOM_LTD_LAYER_TOKEN_LR_ENABLED: False},
+    c.RANDOM_LTD_SCHEDULER: {
+        c.RANDOM_LTD_MIN_VALUE: low, c.RANDOM_LTD_MAX_VALUE: high, c.RANDOM_LTD_SCHEDULER_TYPE: "fixed_linear",
+        c.RANDOM_LTD_SCHEDULE_CONFIG: {c.RANDOM_LTD_REQUIRE_STEP: steps, c.RANDOM_LTD_INCREASE_STEP: grain}}})
+kept = []
+for step in range(steps + 50):
+    ds.update_seq(step)
+    kept.append(ds.get_current_seq())
+print("KEPT", json.dumps(kept))
+"""
 
 
+def deepspeed_kept(schedule):
+    if not (DEEPSPEED_SITE / "deepspeed").is_dir():
+        pytest.skip(f"no DeepSpeed at {DEEPSPEED_SITE} (scripts/setup_env.sh installs it there)")
+    env = dict(os.environ, PYTHONPATH=str(DEEPSPEED_SITE), DS_BUILD_OPS="0")
+    proc = subprocess.run([sys.executable, "-c", DEEPSPEED_SEQUENCE, json.dumps(schedule)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("KEPT ")]
+    return json.loads(line[len("KEPT "):])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", [(128, 512, 1000, 16), (100, 200, 10, 30), (1, 101, 100, 1),
                                       (64, 512, 777, 64), (5, 64, 3, 4)])
 def test_every_step_equals_deepspeeds_scheduler(schedule):
-    """DeepSpeed's engine calls ``update_seq`` with the completed-step count before every forward;
-    ours is a function of the step alone, so it also holds when a run resumes mid-way."""
-    ds = deepspeed_scheduler(schedule)
+    """Ours is a function of the step alone, so it also holds when a run resumes mid-way."""
     ours = KeepSchedule(*schedule)
-    for step in range(schedule[2] + 50):
-        ds.update_seq(step)
-        assert ours.kept(step) == ds.get_current_seq(), step
+    theirs = deepspeed_kept(schedule)
+    assert len(theirs) == schedule[2] + 50
+    assert [ours.kept(step) for step in range(len(theirs))] == theirs
 
 
 @pytest.mark.parametrize("text,seq_len,reason", [
