@@ -7,7 +7,7 @@
 #
 #   bash examples/demo.sh                       # everything, set-up included
 #   BASE_UPDATES=800 DROP=0.5 bash examples/demo.sh
-# Outputs in demo_out/ (OUT=...): the corpus, the data-bin, both runs' logs, tensorboard logs
+# Outputs in demo_out/ (OUT=...): the corpus, the data-bin, prepare_corpus.log, both runs' logs, tensorboard logs
 # (tensorboard --logdir demo_out/tb), curves.png, results.json and speed.json.
 # It is examples/study.sh with one seed of two modes; every study.sh setting applies.
 set -euo pipefail

@@ -21,7 +21,8 @@
 # TARGET=A adds the compute to first reach valid mlm_acc A. The default (3000 baseline updates, the
 # embedded corpus grown by the venv's package docstrings to 1.7M tokens) is the study in
 # docs/study.md: about 100 minutes on 2 cores for its first 4 modes.
-# Outputs in OUT: the runs, tb/, curves.png, results.json.
+# Outputs in OUT: the runs, tb/, curves.png, results.json, prepare_corpus.log (with sentencepiece's
+# trainer log).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TOKENDROP_VENV:-$repo/.venv}"
@@ -52,8 +53,12 @@ if [ -z "$data" ]; then
     # shellcheck disable=SC2086
     [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus" \
         ${packages:+--packages $packages}
+    # sentencepiece's trainer logs some 300 lines (its spec, every EM round) to the same stderr: they go
+    # to a file, and the terminal keeps prepare_corpus' own progress and notes.
     "$py" scripts/prepare_corpus.py --train "$out/corpus/train.txt" --valid "$out/corpus/valid.txt" \
-        --destdir "$data" --vocab-size "${VOCAB:-4000}" --workers 2
+        --destdir "$data" --vocab-size "${VOCAB:-4000}" --workers 2 \
+        2> >(tee "$out/prepare_corpus.log" | grep --line-buffered "^prepare_corpus" >&2) \
+        || { echo "study: prepare_corpus failed, see $out/prepare_corpus.log" >&2; exit 1; }
 fi
 [ -f "$data/dict.txt" ] || { echo "study: error: DATA_BIN=$data has no dict.txt (a fairseq-preprocess output?)" >&2; exit 1; }
 
