@@ -20,7 +20,7 @@
 # the run directories when you change a setting. JOBS runs at a time with THREADS threads each.
 # TARGET=A adds the compute to first reach valid mlm_acc A. The default (3000 baseline updates, the
 # embedded corpus grown by the venv's package docstrings to 1.7M tokens) is the study in
-# docs/study.md: about 100 minutes on 2 cores for its first 4 modes.
+# docs/study.md: about 2 hours on 2 cores for its 6 modes x 3 seeds.
 # Outputs in OUT: the runs, tb/, curves.png, results.json, prepare_corpus.log (with sentencepiece's
 # trainer log).
 set -euo pipefail
