@@ -16,7 +16,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from fairseq_tokendrop.errors import FlagError
-from fairseq_tokendrop.flags import add_bert_args, add_token_drop_args
+from fairseq_tokendrop.models import tokendrop_config
 from fairseq_tokendrop.errors import CheckpointMismatch
 from fairseq_tokendrop.standalone import StandaloneTask
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
@@ -80,9 +80,10 @@ def dest(flag):
 
 def registered_flags():
     parser = argparse.ArgumentParser()
-    add_token_drop_args(parser)
-    add_bert_args(parser)
-    model = {opt for action in parser._actions for opt in action.option_strings} - {"-h", "--help"}
+    tokendrop_config.add_tokendrop_args(parser)
+    # a bool flag (--checkpoint-activations) has no bad value
+    model = {opt for action in parser._actions if not isinstance(action, argparse._StoreTrueAction)
+             for opt in action.option_strings} - {"-h", "--help"}
     criterion = {f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(MaskedLmTokenDropConfig)
                  if f.name != "_name"}
     task = {f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(MaskedLMTokenDropConfig)} - {

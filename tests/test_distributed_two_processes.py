@@ -23,8 +23,10 @@ from fairseq.distributed import utils as distributed_utils
 from omegaconf import OmegaConf
 
 import fairseq_tokendrop  # noqa: F401  (installs the allowlist)
-from fairseq_tokendrop.method.importance import PIN, TokenImportance
+from fairseq_tokendrop.method.noise import MicroBatchNoise
+from fairseq_tokendrop.method.pins import PIN, Pins
 from fairseq_tokendrop.method.random_ltd import draw_kept
+from fairseq_tokendrop.method.strategies import RandomDropping
 
 from test_safe_loading import Payload
 
@@ -36,8 +38,9 @@ def checkpoint_like_state():
     return {"cfg": cfg, "model": {"encoder.w": torch.arange(4.0)}, "extra_state": {"metrics": {}}}
 
 
-def tracker():
-    return TokenImportance(12, init_value=10.0, beta=0.8, allow_ids=[0], deny_ids=[1], seed=3)
+def random_strategy():
+    """The random strategy of a 4-layer model with --seed 3, <s> allowed and <pad> denied."""
+    return RandomDropping(Pins(12, allow_ids=[0], deny_ids=[1]), MicroBatchNoise(seed=3), num_layers=4)
 
 
 TOKENS = torch.tensor([[0, 5, 6, 7, 8, 9, 10, 1], [0, 2, 3, 4, 5, 6, 1, 1]])
@@ -59,18 +62,16 @@ def worker(rank, init_file, out_dir, marker):
         out["evil"] = "loaded"
     except pickle.UnpicklingError as e:
         out["evil"] = str(e)
-    t = tracker()
-    t.set_num_updates(5)
-    out["noise"] = [t.random_scores(TOKENS) for _ in range(2)]  # two micro-batches of update 5
-    t.set_num_updates(6)
-    out["ltd"] = [random_ltd_draw(t) for _ in range(2)]  # and two of update 6
+    t = random_strategy()
+    out["noise"] = [t.scores(TOKENS, 5) for _ in range(2)]  # two micro-batches of update 5
+    out["ltd"] = [random_ltd_draw(t.noise, 6) for _ in range(2)]  # and two of update 6
     torch.save(out, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
-def random_ltd_draw(t):
+def random_ltd_draw(noise, num_updates):
     """Random-LTD's kept positions for 3 wrapped layers, 4 of each row's 8 tokens."""
-    return draw_kept(t.micro_batch_generator(TOKENS.device), TOKENS.eq(1), 3, 4)
+    return draw_kept(noise.generator(num_updates, TOKENS.device), TOKENS.eq(1), 3, 4)
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +115,8 @@ def test_a_payload_inside_any_allowlisted_container_is_refused(tmp_path, contain
 @pytest.mark.slow
 def test_random_noise_differs_per_rank_and_equals_one_process_drawing_the_union(ranks):
     (rank0, rank1), _ = ranks
-    one = tracker()
-    one.set_num_updates(5)
-    union = [one.random_scores(TOKENS) for _ in range(4)]  # --update-freq 4 over the same batches
+    one = random_strategy()
+    union = [one.scores(TOKENS, 5) for _ in range(4)]  # --update-freq 4 over the same batches
     # rank r's i-th micro-batch is the union's micro-batch i*2 + r (fairseq's batch order)
     for i in range(2):
         assert torch.equal(rank0["noise"][i], union[2 * i]) and torch.equal(rank1["noise"][i], union[2 * i + 1])
@@ -124,17 +124,15 @@ def test_random_noise_differs_per_rank_and_equals_one_process_drawing_the_union(
     assert not torch.equal(rank0["noise"][0][free], rank1["noise"][0][free])
     assert not torch.equal(union[0][free], union[2][free])
     assert (union[0][TOKENS == 0] == PIN).all() and (union[0][TOKENS == 1] == -PIN).all()
-    next_step = tracker()
-    next_step.set_num_updates(6)
-    assert not torch.equal(next_step.random_scores(TOKENS)[free], union[0][free])
+    next_step = random_strategy()
+    assert not torch.equal(next_step.scores(TOKENS, 6)[free], union[0][free])
 
 
 @pytest.mark.slow
 def test_random_ltd_draws_differ_per_rank_and_equal_one_process_drawing_the_union(ranks):
     (rank0, rank1), _ = ranks
-    one = tracker()
-    one.set_num_updates(6)
-    union = [random_ltd_draw(one) for _ in range(4)]
+    noise = random_strategy().noise
+    union = [random_ltd_draw(noise, 6) for _ in range(4)]
     for i in range(2):
         assert torch.equal(rank0["ltd"][i], union[2 * i]) and torch.equal(rank1["ltd"][i], union[2 * i + 1])
     assert not torch.equal(rank0["ltd"][0], rank1["ltd"][0])

@@ -78,7 +78,7 @@ def test_dropping_matches_a_recomputation_from_stock_layers(layers, prenorm, fla
     tokens = random_tokens(d, 4, 14, seed=layers, pad_tail=(0, 5, 9, 1))
     tokens[2, 3] = d.index("<mask>")
     model.train()
-    keep = model.encoder.keep_index(tokens)
+    keep = model.encoder.plan(tokens).index
     assert keep.shape == (4, 7 if flag[0] == "token_drop" else 5)
     features, extra_out = model(tokens, features_only=True)
     with torch.no_grad():
@@ -117,7 +117,7 @@ def test_attention_gets_a_mask_only_where_there_is_padding(monkeypatch, padding)
     ours.train()
     stock.train()
     calls = record_attention_calls(monkeypatch)
-    keep = ours.encoder.keep_index(tokens)
+    keep = ours.encoder.plan(tokens).index
     features, _ = ours(tokens, features_only=True)
     dropping_calls = calls[:]
     calls.clear()
@@ -140,7 +140,7 @@ def test_selection_keeps_allowed_and_drops_padding_first():
     tokens[0, 4] = d.index("<mask>")
     set_token_importance(model, torch.arange(len(d)).float())
     model.train()
-    keep = model.encoder.keep_index(tokens)
+    keep = model.encoder.plan(tokens).index
     scores = torch.arange(len(d)).float()
     for b in range(2):
         row = tokens[b].tolist()
@@ -159,7 +159,7 @@ def test_random_strategy_draws_fresh_subsets_that_respect_the_lists():
     tokens = random_tokens(d, 1, 20, pad_tail=(6,))
     model.train()
     torch.manual_seed(0)
-    draws = {tuple(model.encoder.keep_index(tokens)[0].tolist()) for _ in range(20)}
+    draws = {tuple(model.encoder.plan(tokens).index[0].tolist()) for _ in range(20)}
     assert len(draws) > 10
     for kept in draws:
         assert len(kept) == 10 and 0 in kept and 13 in kept  # <s>, </s>

@@ -12,8 +12,9 @@ from fairseq.criterions.masked_lm import MaskedLmConfig
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
-from fairseq_tokendrop.flags import add_token_drop_args, load_init_scores
-from fairseq_tokendrop.method.importance import METADATA_KEY
+from fairseq_tokendrop.checkpoints.init_scores import load_init_scores
+from fairseq_tokendrop.models import tokendrop_config
+from fairseq_tokendrop.checkpoints.scores_in_state_dict import METADATA_KEY
 
 from conftest import load_script, random_tokens
 
@@ -71,7 +72,7 @@ def all_keys(obj):
 
 def plugin_option_names():
     parser = argparse.ArgumentParser()
-    add_token_drop_args(parser)
+    tokendrop_config.add_tokendrop_args(parser)
     names = {a.dest for a in parser._actions} - {"help"}
     stock_criterion = {f.name for f in dataclasses.fields(MaskedLmConfig)}
     return names | {f.name for f in dataclasses.fields(MaskedLmTokenDropConfig)} - stock_criterion

@@ -5,7 +5,7 @@ import torch
 from fairseq import checkpoint_utils
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.method.importance import METADATA_KEY
+from fairseq_tokendrop.checkpoints.scores_in_state_dict import METADATA_KEY
 
 from conftest import logged, run_cli, train_flags
 

@@ -2,7 +2,8 @@
 import torch
 
 from fairseq_tokendrop import get_token_importance, set_token_importance
-from fairseq_tokendrop.method.importance import PIN, TokenImportance
+from fairseq_tokendrop.method.importance import TokenImportance
+from fairseq_tokendrop.method.pins import PIN
 
 from conftest import build_tokendrop, build_stock_roberta, tiny_dictionary
 

@@ -5,7 +5,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from fairseq_tokendrop.method.importance import PIN, TokenImportance
+from fairseq_tokendrop.method.importance import TokenImportance
+from fairseq_tokendrop.method.pins import PIN
 
 pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 

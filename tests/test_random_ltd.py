@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from fairseq_tokendrop.method.importance import noise_seed
+from fairseq_tokendrop.method.noise import noise_seed
 from fairseq_tokendrop.method.random_ltd import (default_layers, draw_kept, kept_padding_masks, layer_slots,
                                                  parse_layers, run_on_kept)
 
@@ -109,7 +109,7 @@ def reference_draw(update, micro_batch, tokens, pad, layers, kept):
 def ltd_twins(**overrides):
     d = tiny_dictionary()
     ours = build_tokendrop(d, token_drop_strategy="random-ltd", seed=0, **overrides)
-    ours.encoder.token_importance.seed = SEED
+    ours.encoder.strategy.noise.seed = SEED
     stock = build_stock_roberta(d, **{k: v for k, v in overrides.items()
                                       if not k.startswith(("token", "random_ltd"))})
     stock.load_state_dict(ours.state_dict(), strict=True)
@@ -166,7 +166,7 @@ def test_evaluation_and_a_full_kept_length_are_stock_roberta():
     for update, kept in ((0, 4), (4, 6), (5, 8), (9, 10), (10, 12)):  # floor(u/10*8+4), even
         ours.set_num_updates(update)
         assert ours.encoder.kept_length(12) == kept
-        assert (ours.encoder.layerwise_keep(tokens) is None) == (kept == 12)
+        assert (ours.encoder.plan(tokens) is None) == (kept == 12)
     assert torch.equal(ours(tokens, features_only=True)[0], stock(tokens, features_only=True)[0])
     assert ours.encoder.kept_length(8) == 8  # a batch padded shorter than the schedule's value
 
@@ -177,4 +177,4 @@ def test_hydra_lists_are_read_as_the_comma_separated_flags():
 
     model = build_tokendrop(token_drop_strategy="random-ltd", token_keep_schedule=OmegaConf.create([8, 32, 4, 4]),
                             random_ltd_layers=[1, 2])
-    assert tuple(model.encoder.keep_schedule) == (8, 32, 4, 4) and model.encoder.random_ltd_layers == (1, 2)
+    assert tuple(model.encoder.keep_schedule) == (8, 32, 4, 4) and model.encoder.strategy.layerwise_layers == (1, 2)

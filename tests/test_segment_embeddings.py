@@ -52,7 +52,7 @@ def test_dropped_and_kept_tokens_carry_their_segment(layers):
     tokens = random_tokens(d, 4, 14, seed=layers, pad_tail=(0, 5, 9, 1))
     segments = segments_of(tokens, [7, 4, 2, 10])
     model.train()
-    keep = model.encoder.keep_index(tokens)
+    keep = model.encoder.plan(tokens).index
     features, _ = model(tokens, features_only=True, segment_labels=segments)
     with torch.no_grad():
         expected = reference_features(model, tokens, keep, segments)

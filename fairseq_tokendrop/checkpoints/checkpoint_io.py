@@ -19,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..atomic_file import atomic_path
-from ..method.importance import METADATA_KEY
+from .scores_in_state_dict import METADATA_KEY
 
 
 def atomic_torch_save(obj, path: str) -> None:

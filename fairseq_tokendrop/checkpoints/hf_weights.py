@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 from torch import Tensor
 
-from ..method.importance import PIN
+from ..method.pins import PIN
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."

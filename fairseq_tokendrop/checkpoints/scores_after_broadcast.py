@@ -17,7 +17,9 @@ from typing import Optional
 import torch
 from fairseq.file_io import PathManager
 
-from ..method.importance import METADATA_KEY, TokenImportance, _data_parallel_group
+from ..method.importance import TokenImportance
+from ..method.rank_agreement import data_parallel_group
+from .scores_in_state_dict import METADATA_KEY
 
 
 def loaded_checkpoint_path(checkpoint_cfg) -> Optional[str]:
@@ -52,7 +54,7 @@ def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, d
 
     A collective only when the load lost the scores, which every rank knows alike.
     """
-    group, world = _data_parallel_group()
+    group, world = data_parallel_group()
     if world == 1 or not tracker.missing_from_last_load:
         return
     tracker.missing_from_last_load = False

@@ -15,6 +15,8 @@ from typing import Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .init_scores import score_vector
+
 FORK_SCORES_KEY = "encoder.sentence_encoder.token_importance.weight"
 # what the fork hard-codes, as this plugin's flags
 FORK_SCHEDULE_FLAGS = ("--sctd-interval", "10", "--token-importance-beta", "0.95")
@@ -22,15 +24,6 @@ FORK_SCHEDULE_FLAGS = ("--sctd-interval", "10", "--token-importance-beta", "0.95
 
 class ForkCheckpointError(ValueError):
     pass
-
-
-def score_vector(scores, vocab_size: int) -> Optional[Tensor]:
-    """float32 ``[V]`` from this plugin's ``[V]`` or the fork's ``[V, 1]`` layout; None for any other."""
-    if not torch.is_tensor(scores) or not scores.is_floating_point():
-        return None
-    if scores.shape == (vocab_size, 1):
-        scores = scores[:, 0]
-    return scores.float() if scores.shape == (vocab_size,) else None
 
 
 def split_fork_state(model_state: Mapping) -> Tuple[dict, Tensor]:

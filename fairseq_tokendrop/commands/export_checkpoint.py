@@ -55,7 +55,7 @@ from fairseq.models.roberta import RobertaModel
 from fairseq.models.roberta.model import base_architecture
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
-from fairseq_tokendrop.flags import FAIRSEQ_LAYER_NORM_EPS
+from fairseq_tokendrop.models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
 from fairseq_tokendrop.checkpoints.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,

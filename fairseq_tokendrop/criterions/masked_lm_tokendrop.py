@@ -26,7 +26,7 @@ from fairseq import metrics, modules
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..flags import check_sctd_args
+from ..errors import FlagError
 from ..method.flops import training_update_macs
 from ..method.importance import find_token_importance
 from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
@@ -49,10 +49,21 @@ def update_macs(model, src_tokens: Tensor, masked: Tensor, kept: int, full_pass:
     it needs no host sync."""
     args, encoder = model.args, model.encoder
     batch, seq_len = src_tokens.shape
-    layerwise = None if encoder.random_ltd_layers is None else len(encoder.random_ltd_layers)
+    wrapped = getattr(encoder.strategy, "layerwise_layers", None)  # random-LTD's layers; None: no strategy
+    layerwise = None if wrapped is None else len(wrapped)
     return training_update_macs(args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
                                 encoder.lm_head.weight.size(0), batch, seq_len, kept, masked.sum(), full_pass,
                                 layerwise=layerwise)
+
+
+def check_sctd_args(cfg: MaskedLmTokenDropConfig) -> None:
+    """Raise FlagError for the first bad value, naming its flag."""
+    if cfg.sctd_interval < 0:
+        raise FlagError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
+    if not 0.0 <= cfg.sctd_full_weight <= 1.0:
+        raise FlagError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
+    if not 0.0 <= cfg.sctd_kl_weight < math.inf:
+        raise FlagError(f"--sctd-kl-weight must be finite and >= 0, got {cfg.sctd_kl_weight}")
 
 
 class MlmPass(NamedTuple):

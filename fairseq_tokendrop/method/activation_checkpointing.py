@@ -1,8 +1,8 @@
 """Activation checkpointing of encoder layers that works under torch DDP when a layer runs twice.
 
 ``--checkpoint-activations`` (fairseq's name, from its transformer; RoBERTa in fairseq reads the
-config field but has no flag) keeps only each layer's input in the forward and recomputes the
-layer in the backward (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost").
+config field but has no flag, so the plugin's model declares it, ``models/tokendrop_config.py``)
+keeps only each layer's input in the forward and recomputes the layer in the backward (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost").
 ``--offload-activations`` also keeps those inputs in CPU memory, as fairseq's does.
 
 Why not fairseq's ``checkpoint_wrapper``: it is reentrant (an autograd Function whose backward
@@ -43,25 +43,6 @@ import torch
 from torch import nn
 from torch.autograd.graph import save_on_cpu
 from torch.utils.checkpoint import checkpoint
-from fairseq.utils import safe_getattr
-
-
-def add_activation_checkpointing_args(parser) -> None:
-    """fairseq's transformer flags, for an arch whose parser lacks them (RoBERTa's)."""
-    if "--checkpoint-activations" not in parser._option_string_actions:
-        parser.add_argument("--checkpoint-activations", action="store_true",
-                            help="checkpoint activations at each layer: keep each layer's input and "
-                                 "recompute the layer in the backward (less memory, one more forward)")
-    if "--offload-activations" not in parser._option_string_actions:
-        parser.add_argument("--offload-activations", action="store_true",
-                            help="checkpoint activations at each layer and keep the layer inputs in CPU "
-                                 "memory; sets --checkpoint-activations")
-
-
-def set_activation_checkpointing_defaults(args) -> None:
-    args.offload_activations = safe_getattr(args, "offload_activations", False)
-    # offloading implies checkpointing, as in fairseq's transformer
-    args.checkpoint_activations = safe_getattr(args, "checkpoint_activations", False) or args.offload_activations
 
 
 def checkpoint_layer(layer: nn.Module, offload_to_cpu: bool = False) -> nn.Module:

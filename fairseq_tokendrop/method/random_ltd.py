@@ -23,7 +23,7 @@ DeepSpeed draws with ``torch.multinomial`` over equal weights; the K largest of
 T independent uniform numbers are a uniform K-subset as well, and that is how
 the draw is made here, on the noise of one generator per micro-batch.
 """
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -31,13 +31,6 @@ from torch import Tensor, nn
 from .token_selection import gather_tokens, scatter_tokens, select_kept
 
 PADDING_SCORE = -1.0  # below every uniform draw in [0, 1): padding comes last
-
-
-class LayerwiseKeep(NamedTuple):
-    """What one forward's wrapped layers see."""
-
-    slots: Tuple[Optional[int], ...]  # per layer: its row of ``index``, None for a layer that sees every token
-    index: Tensor  # [L, B, K] kept positions of the L wrapped layers (``draw_kept``)
 
 
 def default_layers(num_layers: int) -> Tuple[int, ...]:

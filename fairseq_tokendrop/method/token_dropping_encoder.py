@@ -1,28 +1,12 @@
-"""fairseq's ``TransformerEncoder`` with the token-dropping layout.
+"""fairseq's ``TransformerEncoder`` that runs its layers on a plan's tokens.
 
-For N layers and kept positions ``keep_index`` (Hou et al. 2022; TF Model
-Garden ``token_dropping/encoder.py``; ScTD, Zhong et al. 2023):
-
-- layers ``[0, N//2-1)`` see all tokens;
-- layer ``N//2-1`` attends from the kept tokens to all tokens and returns the
-  kept tokens only;
-- layers ``[N//2, N-1)`` see the kept tokens only, in positional order;
-- dropped tokens re-enter with the state they had entering layer ``N//2-1``,
-  and layer ``N-1`` sees all tokens. The output is full length.
-
-Without ``keep_index`` this is the stock encoder, call for call.
-
-With ``layerwise`` instead (random-LTD, Yao et al. 2022; see ``random_ltd.py``)
-every layer sees all tokens except the wrapped ones, each of which runs on
-its own kept tokens and passes the others through unchanged.
-
-Padding masks follow the stock encoder's rule (``has_pads``): a layer gets a
-mask only when its tokens include padding, so without padding every attention
-call can take PyTorch's flash backend, which takes no mask. Whether the full
-and the kept tokens hold padding is read in one host sync per forward, the one
-the stock encoder pays for its ``has_pads``.
+A plan (``layer_plans.py``, made once per forward by a strategy,
+``strategies.py``) says which tokens each layer sees: the token-dropping layout
+(Hou et al. 2022; TF Model Garden; ScTD) or random-LTD's layerwise one (Yao et
+al. 2022). Both go through one layer loop here. Without a plan this is the
+stock encoder, call for call: fairseq's own ``forward`` runs.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -30,8 +14,7 @@ from fairseq.distributed import fsdp_wrap
 from fairseq.models.transformer import TransformerConfig, TransformerEncoder
 from .activation_checkpointing import checkpoint_layer
 from .cross_attention_layer import TokenDroppingEncoderLayer
-from .random_ltd import LayerwiseKeep, kept_padding_masks, run_on_kept
-from .token_selection import scatter_tokens
+from .layer_plans import LayerwisePlan, TokenDroppingPlan, padding_masks
 
 MIN_LAYERS = 4
 
@@ -55,11 +38,11 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
     def build_encoder_layer(self, args):
         """fairseq's ``TransformerEncoderBase.build_encoder_layer`` with the layer class that can cross-attend.
 
-        The same wrappers in the same order: ``--checkpoint-activations`` then
-        ``fsdp_wrap`` (a no-op outside ``--ddp-backend fully_sharded``, which the
-        plugin refuses at startup, see ``flags.check_ddp_backend``). The checkpoint
-        is non-reentrant where fairseq's is reentrant: ScTD runs each layer twice per
-        backward, which fairseq's breaks under torch DDP (see ``activation_checkpointing``).
+        Written out rather than called: fairseq's hard-codes both the layer class and its reentrant
+        checkpoint wrapper. The same wrappers in the same order: ``--checkpoint-activations`` then
+        ``fsdp_wrap`` (a no-op outside ``--ddp-backend fully_sharded``, which the task refuses at
+        startup). The checkpoint is non-reentrant where fairseq's is reentrant: ScTD runs each layer
+        twice per backward, which fairseq's breaks under torch DDP (see ``activation_checkpointing``).
         """
         cfg = TransformerConfig.from_namespace(args)
         layer = TokenDroppingEncoderLayer(cfg, return_fc=self.return_fc)
@@ -73,16 +56,14 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         src_lengths: Optional[Tensor] = None,
         return_all_hiddens: bool = False,
         token_embeddings: Optional[Tensor] = None,
-        keep_index: Optional[Tensor] = None,
         segment_labels: Optional[Tensor] = None,
-        layerwise: Optional[LayerwiseKeep] = None,
+        plan: Union[TokenDroppingPlan, LayerwisePlan, None] = None,
     ):
         """As ``TransformerEncoder.forward``, plus:
 
         Args:
-            keep_index: ``[B, K]`` ascending kept positions, or None for all tokens.
             segment_labels: ``[B, T]`` segment ids, for an encoder with segment embeddings.
-            layerwise: random-LTD's kept positions per wrapped layer (instead of ``keep_index``).
+            plan: which tokens each layer sees, or None for all tokens.
         Returns the stock dict, plus ``last_layer_input`` ``[T, B, C]`` (the
         output of layer N-2, full length: what ScTD's local loss compares; None
         in eval mode without ``return_all_hiddens``) and
@@ -91,9 +72,7 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         """
         if token_embeddings is None:
             token_embeddings = self.token_embedding(src_tokens, segment_labels)
-        if layerwise is not None:
-            return self._forward_layerwise(src_tokens, layerwise, token_embeddings, return_all_hiddens)
-        if keep_index is None:
+        if plan is None:
             # Only training (ScTD) reads the last layer's input; collecting every
             # layer's output in inference would keep them all alive at once.
             collect = return_all_hiddens or self.training
@@ -103,62 +82,24 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
             if not return_all_hiddens:
                 out["encoder_states"] = []
             return out
-        if return_all_hiddens:
-            raise ValueError("return_all_hiddens is not defined while tokens are dropped")
-        return self._forward_dropping(src_tokens, keep_index, token_embeddings)
+        if return_all_hiddens and not plan.full_length_states:
+            raise ValueError("return_all_hiddens is not defined while the middle layers see only the kept tokens")
+        return self._forward_planned(src_tokens, plan, token_embeddings, return_all_hiddens)
 
-    def _forward_dropping(self, src_tokens, keep_index, token_embeddings):
-        n = len(self.layers)
-        split = n // 2 - 1
+    def _forward_planned(self, src_tokens, plan, token_embeddings, return_all_hiddens):
+        """The stock forward's embedding, layer loop and final LayerNorm, each layer on the plan's tokens."""
         padding = src_tokens.eq(self.padding_idx)
-        kept_padding = padding.gather(1, keep_index)
-        has_pads, kept_has_pads = torch.stack([padding.any(), kept_padding.any()]).tolist()
-        full_mask = padding if has_pads else None
-        kept_mask = kept_padding if kept_has_pads else None
-
-        x, embedding = self._embedded(src_tokens, token_embeddings, padding, has_pads)
-        for layer in self.layers[:split]:
-            x = layer(x, encoder_padding_mask=full_mask)
-
-        kept = self.layers[split](x, encoder_padding_mask=full_mask, keep_index=keep_index)
-        for layer in self.layers[split + 1 : n - 1]:
-            kept = layer(kept, encoder_padding_mask=kept_mask)
-
-        last_input = scatter_tokens(x, keep_index, kept)
-        x = self.layers[n - 1](last_input, encoder_padding_mask=full_mask)
-        return self._output(x, padding, embedding, [], last_input, kept_padding)
-
-    def _forward_layerwise(self, src_tokens, layerwise: LayerwiseKeep, token_embeddings, return_all_hiddens):
-        padding = src_tokens.eq(self.padding_idx)
-        kept_padding = kept_padding_masks(padding, layerwise.index)
-        # one host sync, as in _forward_dropping: padding is drawn last, so either every wrapped layer
-        # has padding among its kept tokens or none has
-        has_pads, kept_has_pads = torch.stack([padding.any(), kept_padding.any()]).tolist()
-        full_mask = padding if has_pads else None
-
-        x, embedding = self._embedded(src_tokens, token_embeddings, padding, has_pads)
+        kept_padding = plan.kept_padding(padding)
+        masks = padding_masks(padding, kept_padding)
+        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
+        if masks.full is not None:  # padded positions zeroed, as the stock encoder zeroes them
+            x = x * (1 - padding.unsqueeze(-1).type_as(x))
+        x = x.transpose(0, 1)
         states = [x] if return_all_hiddens else []
-        last_input = None
-        for layer, slot in zip(self.layers, layerwise.slots):
-            last_input = x
-            if slot is None:
-                x = layer(x, encoder_padding_mask=full_mask)
-            else:
-                x = run_on_kept(layer, x, layerwise.index[slot], kept_padding[slot] if kept_has_pads else None)
+        for i, layer in enumerate(self.layers):
+            x = plan.run(i, layer, x, masks)
             if return_all_hiddens:
                 states.append(x)
-        return self._output(x, padding, embedding, states, last_input, kept_padding[0])
-
-    def _embedded(self, src_tokens, token_embeddings, padding, has_pads):
-        """``[T, B, C]`` input of the first layer, padded positions zeroed as the stock encoder zeroes them,
-        and the embedding ``[B, T, C]``."""
-        x, embedding = self.forward_embedding(src_tokens, token_embeddings)
-        if has_pads:
-            x = x * (1 - padding.unsqueeze(-1).type_as(x))
-        return x.transpose(0, 1), embedding
-
-    def _output(self, x, padding, embedding, states, last_input, kept_padding):
-        """The stock encoder's output dict after its final LayerNorm, plus the dropping layouts' two keys."""
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return {
@@ -166,6 +107,6 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
             "encoder_padding_mask": [padding],
             "encoder_embedding": [embedding],
             "encoder_states": states,
-            "last_layer_input": last_input,
-            "kept_padding_mask": kept_padding,
+            "last_layer_input": plan.last_layer_input,
+            "kept_padding_mask": plan.first_kept_padding(kept_padding),
         }

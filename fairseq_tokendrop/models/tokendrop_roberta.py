@@ -1,10 +1,11 @@
-"""RoBERTa whose middle layers see only the kept tokens while training.
+"""RoBERTa whose middle layers see only some of the tokens while training.
 
-Two layouts: token dropping (``--token-drop-strategy importance`` or
-``random``: one kept subset through the middle layers, ``token_dropping_encoder.py``)
-and random-LTD (``random-ltd``: a fresh subset per wrapped layer, ``random_ltd.py``).
-The number kept is fixed (``--token-drop``/``--token-keep-k``) or follows the
-update count (``--token-keep-schedule``, ``keep_schedule.py``).
+The encoder asks its strategy (``method/strategies.py``: importance, random,
+random-LTD; none for stock RoBERTa) once per training forward which tokens each
+layer sees, and runs its layers on that plan. The number kept is fixed
+(``--token-drop``/``--token-keep-k``) or follows the update count
+(``--token-keep-schedule``, ``keep_schedule.py``). The flags are declared and
+checked in ``tokendrop_config.py``.
 
 A ``RobertaModel`` in every other respect: same parameters and state-dict
 keys, so a checkpoint loads into stock ``--arch roberta_base``; in eval mode it
@@ -12,37 +13,35 @@ is exactly RoBERTa over all tokens. The BERT options (``--num-segment``,
 ``--layer-norm-eps``) leave that so at their defaults; changed, they are BERT's.
 """
 import logging
-from typing import Optional
+from typing import Union
 
 from torch import Tensor, nn
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.roberta import RobertaEncoder, RobertaModel
 from fairseq.models.roberta.model import roberta_base_architecture, roberta_large_architecture
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
-from fairseq.utils import safe_hasattr
+from fairseq.utils import safe_getattr, safe_hasattr
 
-from ..flags import (add_bert_args, add_token_drop_args, check_task_feeds_importance, check_token_drop_args,
-                     keep_schedule, load_init_scores, random_ltd_layers, set_model_defaults, symbol_ids)
-from ..method.activation_checkpointing import add_activation_checkpointing_args, set_activation_checkpointing_defaults
+from ..checkpoints.scores_in_state_dict import keep_scores_in_state_dict
+from ..errors import CheckpointMismatch, FlagError
+from ..checkpoints.init_scores import load_init_scores
 from ..method.importance import TokenImportance
-from ..errors import CheckpointMismatch
-from ..method.random_ltd import LayerwiseKeep, draw_kept, layer_slots
+from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
+from ..method.strategies import WITHOUT_UPDATES
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
-from ..method.token_selection import num_kept, select_kept
+from ..method.token_selection import num_kept
+from .tokendrop_config import (add_tokendrop_args, build_strategy, keep_schedule, set_defaults, symbol_ids,
+                               validate)
 
 logger = logging.getLogger(__name__)
 
 
 @register_model("tokendrop_roberta")
 class TokenDropRobertaModel(RobertaModel):
-    num_updates = 0
-
     @staticmethod
     def add_args(parser):
         RobertaModel.add_args(parser)
-        add_token_drop_args(parser)
-        add_bert_args(parser)
-        add_activation_checkpointing_args(parser)
+        add_tokendrop_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -55,9 +54,13 @@ class TokenDropRobertaModel(RobertaModel):
             if not safe_hasattr(args, "tokens_per_sample"):
                 args.tokens_per_sample = task.max_positions()
             args.max_positions = args.tokens_per_sample
-        check_token_drop_args(args, task.source_dictionary)
-        check_task_feeds_importance(args, task)
+        validate(args, task.source_dictionary)
         encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
+        if encoder.strategy is not None and encoder.strategy.moves_importance and not getattr(
+                task, "feeds_token_importance", False):
+            name = safe_getattr(getattr(task, "cfg", None), "_name", type(task).__name__)
+            raise FlagError(f"--task {name} never updates token importance: use --task masked_lm_tokendrop, "
+                            f"or {WITHOUT_UPDATES}")
         set_layer_norm_eps(encoder, args.layer_norm_eps)
         if args.checkpoint_activations:
             logger.info(f"activation checkpointing: {args.encoder_layers} layers recomputed in the backward "
@@ -70,9 +73,15 @@ class TokenDropRobertaModel(RobertaModel):
     def token_importance(self) -> TokenImportance:
         return self.encoder.token_importance
 
-    def set_num_updates(self, num_updates):
-        self.num_updates = num_updates
-        super().set_num_updates(num_updates)
+    @property
+    def num_updates(self) -> int:
+        """fairseq's update count, kept by the encoder (``set_num_updates`` reaches it before every micro-batch)."""
+        return self.encoder.num_updates
+
+    @property
+    def needs_importance_updates(self) -> bool:
+        """True when the model drops by importance, so the scores it selects by must move."""
+        return self.encoder.strategy is not None and self.encoder.strategy.moves_importance
 
     def upgrade_state_dict_named(self, state_dict, name):
         """RoBERTa's upgrades, then a vocabulary check before the strict load.
@@ -100,15 +109,13 @@ def set_layer_norm_eps(module: nn.Module, eps: float) -> None:
 
 
 class TokenDropRobertaEncoder(RobertaEncoder):
-    num_updates = 0  # set by fairseq before every micro-batch; the schedule reads it
+    num_updates = 0  # set by fairseq before every micro-batch: the schedule and the noise read it
 
     def __init__(self, args, dictionary):
         super().__init__(args, dictionary)
         self.drop_fraction = args.token_drop
         self.keep_k = args.token_keep_k
         self.keep_schedule = keep_schedule(args)
-        self.strategy = args.token_drop_strategy
-        self.random_ltd_layers = random_ltd_layers(args) if self.strategy == "random-ltd" else None
         init = args.init_token_importance
         self.token_importance = TokenImportance(
             len(dictionary),
@@ -117,8 +124,9 @@ class TokenDropRobertaEncoder(RobertaEncoder):
             allow_ids=symbol_ids("--token-allow-list", args.token_allow_list, dictionary),
             deny_ids=symbol_ids("--token-deny-list", args.token_deny_list, dictionary),
             init_scores=load_init_scores(init, len(dictionary)) if init else None,
-            seed=getattr(args, "seed", 1),  # the random strategy's noise (fairseq-train always sets it)
         )
+        keep_scores_in_state_dict(self.token_importance)
+        self.strategy = build_strategy(args, self.token_importance, dictionary.pad())
 
     def build_encoder(self, args, dictionary, embed_tokens):
         encoder = TokenDroppingTransformerEncoder(args, dictionary, embed_tokens)
@@ -136,25 +144,12 @@ class TokenDropRobertaEncoder(RobertaEncoder):
             return min(self.keep_schedule.kept(self.num_updates), seq_len)
         return num_kept(seq_len, self.drop_fraction, self.keep_k)
 
-    def keep_index(self, src_tokens: Tensor) -> Optional[Tensor]:
-        """``[B, K]`` positions the middle layers see, or None for all of them (token-dropping layout)."""
+    def plan(self, src_tokens: Tensor) -> Union[TokenDroppingPlan, LayerwisePlan, None]:
+        """Which tokens each layer sees in this forward (the strategy's plan), or None for all of them."""
         k = self.kept_length(src_tokens.size(1))
-        if not self.training or k >= src_tokens.size(1):
+        if self.strategy is None or not self.training or k >= src_tokens.size(1):
             return None
-        if self.strategy == "random":
-            scores = self.token_importance.random_scores(src_tokens)
-        else:
-            scores = self.token_importance.position_scores(src_tokens)
-        return select_kept(scores, k)
-
-    def layerwise_keep(self, src_tokens: Tensor) -> Optional[LayerwiseKeep]:
-        """Random-LTD's positions for every wrapped layer of this forward, or None for all tokens."""
-        k = self.kept_length(src_tokens.size(1))
-        if not self.training or k >= src_tokens.size(1):
-            return None
-        generator = self.token_importance.micro_batch_generator(src_tokens.device)
-        index = draw_kept(generator, src_tokens.eq(self.sentence_encoder.padding_idx), len(self.random_ltd_layers), k)
-        return LayerwiseKeep(layer_slots(len(self.sentence_encoder.layers), self.random_ltd_layers), index)
+        return self.strategy.plan(src_tokens, k, self.num_updates)
 
     def forward(self, src_tokens, features_only=False, return_all_hiddens=False,
                 masked_tokens=None, drop_tokens=True, segment_labels=None, **unused):
@@ -164,16 +159,14 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         with ``--num-segment`` (None: all segment 0; ignored without it).
 
         The extra dict adds ``features`` ``[B, T, C]`` (the encoder output
-        before the LM head), ``last_layer_input`` ``[B, T, C]`` (None in eval) and the token
-        counts ``kept_tokens`` / ``tokens`` (non-padding).
+        before the LM head), ``last_layer_input`` ``[B, T, C]`` (the output of
+        layer N-2, what ScTD's local loss compares; None in eval mode without
+        ``return_all_hiddens``) and the token counts ``kept_tokens`` (those the
+        middle layers saw) / ``tokens`` (non-padding).
         """
-        keep = layerwise = None
-        if drop_tokens and self.strategy == "random-ltd":
-            layerwise = self.layerwise_keep(src_tokens)
-        elif drop_tokens:
-            keep = self.keep_index(src_tokens)
-        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens, keep_index=keep,
-                                    segment_labels=segment_labels, layerwise=layerwise)
+        plan = self.plan(src_tokens) if drop_tokens else None
+        out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens,
+                                    segment_labels=segment_labels, plan=plan)
         x = out["encoder_out"][0].transpose(0, 1)
         extra = {
             "inner_states": out["encoder_states"] if return_all_hiddens else None,
@@ -192,13 +185,11 @@ class TokenDropRobertaEncoder(RobertaEncoder):
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta")
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_base")
 def tokendrop_roberta_base(args):
-    set_model_defaults(args)
-    set_activation_checkpointing_defaults(args)
+    set_defaults(args)
     roberta_base_architecture(args)
 
 
 @register_model_architecture("tokendrop_roberta", "tokendrop_roberta_large")
 def tokendrop_roberta_large(args):
-    set_model_defaults(args)
-    set_activation_checkpointing_defaults(args)
+    set_defaults(args)
     roberta_large_architecture(args)
