@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 import torch
 from fairseq.utils import safe_getattr
 
-from .checkpoints.sctd_fork import score_vector
+from .checkpoints.saved_scores import score_vector
 from .errors import FlagError
 from .method.importance import PIN
 from .method.keep_schedule import FORMAT, KeepSchedule, parse_keep_schedule

@@ -10,10 +10,12 @@ Its cfg names fairseq's default criterion (``cross_entropy``, which the fork
 patches) and task ``masked_lm``, and its schedule is hard-coded: ScTD every
 10 updates, beta 0.95.
 """
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Tuple
 
 import torch
 from torch import Tensor
+
+from ..checkpoints.saved_scores import score_vector
 
 FORK_SCORES_KEY = "encoder.sentence_encoder.token_importance.weight"
 # what the fork hard-codes, as this plugin's flags
@@ -22,15 +24,6 @@ FORK_SCHEDULE_FLAGS = ("--sctd-interval", "10", "--token-importance-beta", "0.95
 
 class ForkCheckpointError(ValueError):
     pass
-
-
-def score_vector(scores, vocab_size: int) -> Optional[Tensor]:
-    """float32 ``[V]`` from this plugin's ``[V]`` or the fork's ``[V, 1]`` layout; None for any other."""
-    if not torch.is_tensor(scores) or not scores.is_floating_point():
-        return None
-    if scores.shape == (vocab_size, 1):
-        scores = scores[:, 0]
-    return scores.float() if scores.shape == (vocab_size,) else None
 
 
 def split_fork_state(model_state: Mapping) -> Tuple[dict, Tensor]:
