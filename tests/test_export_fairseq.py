@@ -12,7 +12,7 @@ from fairseq.criterions.masked_lm import MaskedLmConfig
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
-from fairseq_tokendrop.checkpoints.init_scores import load_init_scores
+from fairseq_tokendrop.checkpoints.saved_scores import load_init_scores
 from fairseq_tokendrop.models import tokendrop_config
 from fairseq_tokendrop.checkpoints.scores_in_state_dict import METADATA_KEY
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError, check_exportable
+from fairseq_tokendrop.interop.hf_weights import ConversionError, check_exportable
 
 from conftest import random_tokens, run_cli, train_flags
 from conftest import load_script

@@ -8,8 +8,8 @@ import sentencepiece
 from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
 from fairseq.tasks.masked_lm import MaskedLMTask
 
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
-from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import hf_vocabulary, read_spm_model, write_tokenizer_files
+from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.interop.sentencepiece_tokenizer import hf_vocabulary, read_spm_model, write_tokenizer_files
 from fairseq_tokendrop.standalone import made_up_dictionary
 
 from hf_isolated import run_isolated

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle, readers without fairseq, plots only in research/, true bounds.
+"""The package's shape: no import cycle, readers without fairseq, interop/ only for the commands and research
+tools, plots only in research/, true bounds.
 
 Static checks read the source with ``ast``; the import-time check runs a fresh
 Python, so nothing this suite already imported can hide an import.
@@ -98,6 +99,60 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path
     (package / "data" / "hdf5.py").write_text("from .records import read\n")
     assert find_cycle(import_graph(tmp_path, ("fairseq_tokendrop",))) == [
         "fairseq_tokendrop.data.hdf5", "fairseq_tokendrop.data.records", "fairseq_tokendrop.data.hdf5"]
+
+
+INTEROP = "fairseq_tokendrop.interop"
+# Conversion to and from other ecosystems serves the commands users run and the research tools; training
+# (fairseq-train --user-dir) must work without it, so no other module reaches it, directly or through others.
+MAY_IMPORT_INTEROP = (INTEROP, "fairseq_tokendrop.commands", "fairseq_tokendrop.research")
+
+
+def in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def interop_users(graph: Dict[str, Set[str]]) -> Dict[str, List[str]]:
+    """Each module outside ``MAY_IMPORT_INTEROP`` that reaches interop/ through its imports -> one such path."""
+    found = {}
+    for start in sorted(graph):
+        if any(in_package(start, allowed) for allowed in MAY_IMPORT_INTEROP):
+            continue
+        came_from, queue = {start: None}, [start]
+        while queue:
+            node = queue.pop(0)
+            if in_package(node, INTEROP):
+                path = [node]
+                while came_from[path[-1]] is not None:
+                    path.append(came_from[path[-1]])
+                found[start] = path[::-1]
+                break
+            for nxt in sorted(graph.get(node, ())):
+                if nxt not in came_from:
+                    came_from[nxt] = node
+                    queue.append(nxt)
+    return found
+
+
+def test_only_the_commands_and_research_reach_interop():
+    graph = import_graph(REPO)
+    assert any(in_package(name, INTEROP) for name in graph), "no interop/ package to guard"
+    users = interop_users(graph)
+    assert not users, "; ".join(" -> ".join(path) for path in users.values())
+
+
+def test_the_interop_rule_finds_a_module_that_reaches_interop(tmp_path):
+    package = tmp_path / "fairseq_tokendrop"
+    for sub in ("", "checkpoints", "data", "interop", "commands"):
+        (package / sub).mkdir(parents=True, exist_ok=True)
+        (package / sub / "__init__.py").write_text("")
+    (package / "interop" / "hf.py").write_text("def convert():\n    pass\n")
+    (package / "commands" / "import_hf.py").write_text("from ..interop.hf import convert\n")
+    (package / "checkpoints" / "io.py").write_text("def save():\n    from ..interop.hf import convert\n")
+    (package / "data" / "vocab.py").write_text("from ..checkpoints.io import save\n")
+    assert interop_users(import_graph(tmp_path, ("fairseq_tokendrop",))) == {
+        "fairseq_tokendrop.checkpoints.io": ["fairseq_tokendrop.checkpoints.io", "fairseq_tokendrop.interop.hf"],
+        "fairseq_tokendrop.data.vocab": ["fairseq_tokendrop.data.vocab", "fairseq_tokendrop.checkpoints.io",
+                                         "fairseq_tokendrop.interop.hf"]}
 
 
 def test_the_readers_import_without_fairseq_or_torch():

@@ -132,7 +132,7 @@ def test_import_hf_keeps_segments_too(imports, tmp_path):
     """import_hf shares import_tf's writer: an HF BERT saved by transformers, imported with --keep-segments."""
     from transformers import BertConfig, BertForMaskedLM
 
-    from fairseq_tokendrop.checkpoints.tf_bert import read_tf_bert
+    from fairseq_tokendrop.interop.tf_bert import read_tf_bert
 
     bert = read_tf_bert(str(FIXTURES / "tf2_bert"))
     hf = BertForMaskedLM(BertConfig(**bert.config)).eval()

@@ -14,7 +14,7 @@ import torch
 
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.errors import FlagError
-from fairseq_tokendrop.checkpoints.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
+from fairseq_tokendrop.interop.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
 from conftest import TINY_DIMS, build_tokendrop

@@ -13,7 +13,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.trainer import Trainer
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.checkpoints.init_scores import load_init_scores
+from fairseq_tokendrop.checkpoints.saved_scores import load_init_scores
 from fairseq_tokendrop.standalone import build_model
 
 from conftest import load_script, train_flags

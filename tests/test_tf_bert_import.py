@@ -14,8 +14,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
-from fairseq_tokendrop.checkpoints.tf_bert import read_tf_bert, tf_bert_to_hf
+from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.interop.tf_bert import read_tf_bert, tf_bert_to_hf
 from tokendrop_readers.tf_checkpoint import TFCheckpoint
 
 from test_tf_checkpoint import FIXTURES, metadata

@@ -12,14 +12,17 @@ optimizer names, ``lr_scheduler_state``, ``num_updates``) and
 ``extra_state["train_iterator"]``.
 """
 import argparse
+import os
 from collections import OrderedDict
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
 
 from ..atomic_file import atomic_path
 from .scores_in_state_dict import METADATA_KEY
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # what --user-dir names
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -92,3 +95,10 @@ def fresh_training_state(cfg: dict, model_state: Mapping, criterion_name: str,
                                                           "version": 2, "shuffle": True}},
         "last_optimizer_state": None,
     }
+
+
+def restore_command(out_dir: str, arch: str, flags: Sequence[str]) -> str:
+    """The fairseq-train command that goes on from ``OUT/model.pt``, a :func:`fresh_training_state`."""
+    return (f"fairseq-train DATA-BIN --user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {arch} "
+            f"{' '.join(flags)} --restore-file {out_dir}/model.pt "
+            "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")

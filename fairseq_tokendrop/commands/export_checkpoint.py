@@ -28,7 +28,7 @@ Outputs, any combination:
     the ids ``roberta.encode`` gives (plus ``dict.txt`` and ``sentencepiece.bpe.model``); one
     trained on a WordPiece ``vocab.txt`` (``convert_premasked``, ``import_hf`` of a BERT)
     becomes a ``BertForMaskedLM`` with vocab.txt's ids and BERT's tokenizer
-    (``fairseq_tokendrop/checkpoints/hf_export.py``). The directory appears whole or not at all.
+    (``fairseq_tokendrop/interop/hf_export.py``). The directory appears whole or not at all.
 
 ``--save-importance PATH``
     the float32 token-importance scores, the tensor ``--init-token-importance`` reads.
@@ -58,10 +58,10 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 from fairseq_tokendrop.models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
-from fairseq_tokendrop.checkpoints.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
-                                                     check_replaceable, write_hf_export)
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
-from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import lower_case_of
+from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
+                                                 check_replaceable, write_hf_export)
+from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.interop.wordpiece_tokenizer import lower_case_of
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, read_meta
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, read_wordpiece_vocab, vocab_sha256
 from fairseq_tokendrop.method.importance import find_token_importance

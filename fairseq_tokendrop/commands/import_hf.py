@@ -13,7 +13,7 @@ The data-bin must be binarized with OUT/dict.txt (``fairseq-preprocess --srcdict
 tokenized by the model's own tokenizer. The dimension flags must match (the script prints them);
 token importance starts from the ``--token-importance-*`` flags, not from the checkpoint.
 
-What the conversion does (``fairseq_tokendrop/checkpoints/hf_weights.py``):
+What the conversion does (``fairseq_tokendrop/interop/hf_weights.py``):
 
 - BERT (``model_type: bert``, vocab.txt): ``[CLS] [SEP] [UNK]`` land on fairseq's
   ``<s> </s> <unk>`` (ids 0, 2, 3), ``[MASK]`` on ``<mask>`` (last), the other wordpieces,
@@ -47,23 +47,14 @@ import fairseq_tokendrop  # noqa: F401  (registers the plugin)
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop.atomic_file import atomic_path
-from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
-                                                       training_cfg, without_importance)
-from fairseq_tokendrop.atomic_file import atomic_path
-from fairseq_tokendrop.checkpoints.hf_export import HUB_SPM_NAME
-from fairseq_tokendrop.checkpoints.hf_weights import (ConversionError, fairseq_model_args, hf_to_fairseq,
-                                                     importance_to_fairseq)
-from fairseq_tokendrop.checkpoints.sentencepiece_tokenizer import dictionary_symbol
-from fairseq_tokendrop.checkpoints.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
-from fairseq_tokendrop.standalone import build_model
-from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, wordpiece_to_fairseq, write_dict_txt
 from fairseq_tokendrop.commands.log import command_log
-
-PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
-ARCH = "tokendrop_roberta_base"
-FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
-MASK = "<mask>"
-
+from fairseq_tokendrop.data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
+from fairseq_tokendrop.data.wordpiece_dictionary import VocabError
+from fairseq_tokendrop.interop.hf_export import HUB_SPM_NAME
+from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, permutation, write_import
+from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.interop.sentencepiece_tokenizer import dictionary_symbol
+from fairseq_tokendrop.interop.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 
 log = command_log("import_hf")
 
@@ -101,14 +92,14 @@ def roberta_tokens_to_fairseq(tokens, source):
     for token in tokens:
         if not token or any(c.isspace() for c in token):
             raise ConversionError(f"{source}: token {token!r} is empty or contains whitespace")
-    missing = [t for t in FAIRSEQ_SPECIALS + (MASK,) if t not in tokens]
+    missing = [t for t in FAIRSEQ_SPECIALS + (MASK_SYMBOL,) if t not in tokens]
     if missing:
         raise ConversionError(f"{source}: special token(s) {', '.join(missing)} not found")
     dictionary = Dictionary()
     for token in tokens:
-        if token not in FAIRSEQ_SPECIALS and token != MASK:
+        if token not in FAIRSEQ_SPECIALS and token != MASK_SYMBOL:
             dictionary.add_symbol(token)
-    dictionary.add_symbol(MASK)
+    dictionary.add_symbol(MASK_SYMBOL)
     return dictionary, np.array([dictionary.index(t) for t in tokens], dtype=np.int64)
 
 
@@ -143,18 +134,6 @@ def read_roberta_tokens(hf_dir, config):
     return [dictionary_symbol(t) for t in tokens]
 
 
-def bert_vocab(path):
-    """A BERT vocab.txt as the fairseq dictionary and ``perm[fairseq_id] = vocab.txt id`` (-1: no row)."""
-    dictionary, id_map = wordpiece_to_fairseq(path)
-    return dictionary, permutation(dictionary, id_map)
-
-
-def permutation(dictionary, id_map):
-    perm = np.full(len(dictionary), -1, dtype=np.int64)  # -1: no HF row (<pad> under a BERT vocab.txt)
-    perm[id_map] = np.arange(len(id_map))
-    return torch.from_numpy(perm)
-
-
 def read_vocab(hf_dir, config):
     if config["model_type"] == "bert":
         path = os.path.join(hf_dir, "vocab.txt")
@@ -178,58 +157,6 @@ def keep_tokenizer_sources(hf_dir, out_dir, model_type):
             with atomic_path(os.path.join(out_dir, name)) as tmp:
                 shutil.copyfile(os.path.join(hf_dir, name), tmp)
             log(f"kept {out_dir}/{name} (for export_checkpoint --hf-out)")
-
-
-def write_import(out_dir, config, load, log, keep_segments=False, importance=None):
-    """OUT/model.pt and OUT/dict.txt (and OUT/importance.pt) from HF-layout BERT/RoBERTa weights.
-
-    Shared by import_hf and import_tf. ``load()`` gives (dictionary, perm, HF state dict), called
-    once the config passed; ``perm`` as ``hf_to_fairseq`` takes it. ``importance``: per-id scores in
-    the HF vocabulary's order, written in dictionary order for ``--init-token-importance``. Prints
-    the fairseq-train command to go on with, and writes its model flags to OUT/flags.txt for scripts.
-    """
-    model_args, notes = fairseq_model_args(config)
-    extra_flags = []
-    if keep_segments:
-        if config.get("type_vocab_size", 1) < 2:
-            raise ConversionError(f"--keep-segments: the model has {config.get('type_vocab_size', 1)} token type, "
-                                  "no segments to keep")
-        model_args["num_segment"] = config["type_vocab_size"]
-        extra_flags += ["--num-segment", str(config["type_vocab_size"])]
-    log(f"{config['model_type']}: {model_args['encoder_layers']} layers, d={model_args['encoder_embed_dim']}; "
-        "reading the vocabulary and weights")
-    dictionary, perm, hf_state = load()
-    state, more_notes = hf_to_fairseq(hf_state, config, perm, keep_segments)
-    for note in notes + more_notes:
-        log(f"note: {note}")
-    # Loading into the real model checks every name and shape, and adds fairseq's version buffers.
-    model = build_model(ARCH, dictionary, **model_args)
-    model.load_state_dict(state, strict=True)
-    os.makedirs(out_dir, exist_ok=True)
-    written = [f"{out_dir}/model.pt", f"{out_dir}/dict.txt"]
-    if importance is not None:
-        path = os.path.join(out_dir, "importance.pt")
-        atomic_torch_save(importance_to_fairseq(importance, perm), path)
-        extra_flags += ["--init-token-importance", os.path.abspath(path)]
-        written.append(path)
-    write_dict_txt(dictionary, os.path.join(out_dir, "dict.txt"))
-    checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), ARCH, model_args, *extra_flags),
-                                      without_importance(model.state_dict()), "MaskedLmTokenDropLoss")
-    atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
-    flags = " ".join(dimension_flags(model_args) + extra_flags)
-    with atomic_path(os.path.join(out_dir, "flags.txt")) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(flags + "\n")
-    written.append(f"{out_dir}/flags.txt")
-    log(f"{len(dictionary)} dictionary entries; wrote {', '.join(written)}. Train with:\n  fairseq-train DATA-BIN "
-        f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {ARCH} {flags} --restore-file {out_dir}/model.pt "
-        "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
-
-
-def add_segments_flag(parser):
-    parser.add_argument("--keep-segments", action="store_true",
-                        help="keep the token-type (segment) embeddings as the model's --num-segment table, for "
-                             "data with segment ids (MLPerf); without it row 0 is folded into the positions, "
-                             "exact for single-segment input, and the model stays stock RoBERTa")
 
 
 def convert(hf_dir, out_dir, keep_segments=False):

@@ -9,7 +9,7 @@ scores for ``--init-token-importance``). Then train on with the command it print
 weights, scores, the fork's dimensions and ``--token-drop``, its hard-coded ScTD schedule (every 10
 updates, beta 0.95). Not carried: the optimizer state and the update count (reset flags). The fork pins
 ``<s> <pad> </s> <mask>``; this plugin pins its own allow/deny lists on load (``<pad>`` dropped first).
-The data-bin must be the fork run's (same dict.txt). See ``fairseq_tokendrop/checkpoints/sctd_fork.py``.
+The data-bin must be the fork run's (same dict.txt). See ``fairseq_tokendrop/interop/sctd_fork.py``.
 """
 import argparse
 import os
@@ -21,13 +21,11 @@ from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
 
 from fairseq_tokendrop import set_token_importance
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
-                                                       plain, training_cfg)
-from fairseq_tokendrop.checkpoints.sctd_fork import (FORK_SCHEDULE_FLAGS, ForkCheckpointError, fork_model_args,
-                                                     split_fork_state)
+                                                       plain, restore_command, training_cfg)
+from fairseq_tokendrop.interop.sctd_fork import (FORK_SCHEDULE_FLAGS, ForkCheckpointError, fork_model_args,
+                                                 split_fork_state)
 from fairseq_tokendrop.standalone import build_model, made_up_dictionary
 from fairseq_tokendrop.commands.log import command_log
-
-PLUGIN_DIR = os.path.dirname(os.path.abspath(fairseq_tokendrop.__file__))
 
 
 log = command_log("import_sctd")
@@ -55,10 +53,8 @@ def convert(fork_path, out_dir):
     checkpoint = fresh_training_state(training_cfg(os.path.abspath(out_dir), arch, model_args, *flags),
                                       model.state_dict(), "MaskedLmTokenDropLoss")
     atomic_torch_save(checkpoint, os.path.join(out_dir, "model.pt"))
-    log(f"wrote {out_dir}/model.pt and {out_dir}/importance.pt. Train on with:\n  fairseq-train DATA-BIN "
-        f"--user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {arch} {' '.join(dimension_flags(model_args))} "
-        f"{' '.join(flags)} --restore-file {out_dir}/model.pt "
-        "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+    log(f"wrote {out_dir}/model.pt and {out_dir}/importance.pt. Train on with:\n  "
+        + restore_command(out_dir, arch, dimension_flags(model_args) + flags))
 
 
 def main(argv=None):

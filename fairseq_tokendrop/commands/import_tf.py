@@ -4,14 +4,14 @@
         --bert-config bert_config.json --keep-segments        # MLPerf's initial checkpoint
     fairseq-tokendrop-import-tf pretrain_run/ imported/ --vocab vocab.txt   # a Model Garden run's folder
 
-Writes what ``import_hf`` writes, through the same code (``import_hf.write_import``): OUT/model.pt
+Writes what ``import_hf`` writes, through the same code (``interop/hf_import.py``): OUT/model.pt
 (``--arch tokendrop_roberta_base`` at update 0, no optimizer state), OUT/dict.txt and the
 fairseq-train command to go on with; for a ``TokenDropBertEncoder`` checkpoint also
 OUT/importance.pt, its token-importance scores in dictionary order for ``--init-token-importance``.
 
 The checkpoint is a prefix (``model.ckpt-28252``, ``ckpt-3``), one of its files, or a folder with a
 ``checkpoint`` file; ``tokendrop_readers/tf_checkpoint.py`` reads it, checksums verified, and
-``fairseq_tokendrop/checkpoints/tf_bert.py`` tells its layout from the variable names (TF1
+``fairseq_tokendrop/interop/tf_bert.py`` tells its layout from the variable names (TF1
 google-research/MLPerf names; Model Garden ``BertEncoder``; ``TokenDropBertEncoder``), refusing
 any unknown or missing variable by name. A TF1 checkpoint needs its ``bert_config.json`` (heads,
 activation); by default the one beside the checkpoint. ``vocab.txt`` likewise.
@@ -29,11 +29,11 @@ import sys
 
 import torch
 
-from fairseq_tokendrop.checkpoints.hf_weights import ConversionError
-from fairseq_tokendrop.checkpoints.tf_bert import read_tf_bert
-from fairseq_tokendrop.commands.import_hf import add_segments_flag, bert_vocab, write_import
 from fairseq_tokendrop.commands.log import command_log
 from fairseq_tokendrop.data.wordpiece_dictionary import VocabError
+from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, write_import
+from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.interop.tf_bert import read_tf_bert
 from tokendrop_readers.tf_checkpoint import CheckpointError, checkpoint_prefix
 
 log = command_log("import_tf")

@@ -26,12 +26,12 @@ import numpy as np
 from fairseq.data import Dictionary
 
 from ..atomic_file import atomic_path
+from .fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
 
 # BERT special token -> the fairseq symbol it becomes ([PAD] is a token of its own, see above).
-SPECIAL_TOKENS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
-MASK_SYMBOL = "<mask>"
+SPECIAL_TOKENS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": MASK_SYMBOL}
 # What a fairseq masked_lm dictionary holds besides dict.txt's entries: no wordpiece may be one of them.
-FAIRSEQ_SYMBOLS = frozenset(("<s>", "<pad>", "</s>", "<unk>", MASK_SYMBOL))
+FAIRSEQ_SYMBOLS = frozenset(FAIRSEQ_SPECIALS + (MASK_SYMBOL,))
 
 
 class VocabError(ValueError):

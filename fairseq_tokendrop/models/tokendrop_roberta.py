@@ -24,7 +24,7 @@ from fairseq.utils import safe_getattr, safe_hasattr
 
 from ..checkpoints.scores_in_state_dict import keep_scores_in_state_dict
 from ..errors import CheckpointMismatch, FlagError
-from ..checkpoints.init_scores import load_init_scores
+from ..checkpoints.saved_scores import load_init_scores
 from ..method.importance import TokenImportance
 from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
 from ..method.strategies import WITHOUT_UPDATES

@@ -1,15 +1,21 @@
 """fairseq's ``masked_lm`` task for token-dropping pretraining.
 
-Every data and masking option of ``masked_lm`` applies unchanged. The one
-difference: fairseq's default criterion (``cross_entropy``) would train the
-model without ever updating token importance, so when no criterion is given
-this task uses ``masked_lm_tokendrop``. That keeps the ScTD seed command
-runnable with only the task and arch names changed.
+Every data and masking option of ``masked_lm`` applies unchanged. What the task adds:
 
-Two MLPerf-style options come on top (see ``mlperf_target``):
-``--eval-interval-samples`` sets fairseq's validate and save intervals from a
-number of samples, and ``--stop-at-mlm-acc`` ends the run at a target
-validation accuracy.
+- token importance moves once per step fairseq applies, from every micro-batch of it
+  (``train_step`` and ``optimizer_step``, timed by ``training/trainer_steps.py``); the model
+  refuses importance dropping under a task that does not do this;
+- fairseq's default criterion (``cross_entropy``) would train the model without ever updating
+  token importance, so when no criterion is given this task uses ``masked_lm_tokendrop``. That
+  keeps the ScTD seed command runnable with only the task and arch names changed;
+- a pre-masked data dir (``convert_premasked``) is served with the file's own masks;
+- evaluation counts every example and never prefetches (``get_batch_iterator``);
+- before the first update, the scores that fairseq's rank-0 broadcast of the checkpoint dropped
+  come back (``checkpoints/scores_after_broadcast.py``); ``--ddp-backend fully_sharded`` is
+  refused at startup;
+- two MLPerf-style options (see ``mlperf_target``): ``--eval-interval-samples`` sets fairseq's
+  validate and save intervals from a number of samples, and ``--stop-at-mlm-acc`` ends the run
+  at a target validation accuracy.
 """
 import logging
 from dataclasses import dataclass, field
@@ -69,7 +75,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
 
     def __init__(self, cfg, dictionary=None):
         super().__init__(cfg, dictionary)
-        self.mlperf_schedule_applied = False
+        self.training_started = False
         self.stop_at_target = None
         self.model_needs_importance_updates = False
 
@@ -88,11 +94,12 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         return model
 
     def begin_epoch(self, epoch, model):
-        # Only training calls this, so loading a checkpoint for evaluation
-        # never trips over the training-schedule flags it was saved with.
+        # Once, at the first epoch this process trains: fairseq-train calls this after loading the
+        # checkpoint and before the first update, and only training calls it, so loading a
+        # checkpoint for evaluation never trips over the training-schedule flags it was saved with.
         super().begin_epoch(epoch, model)
-        if not self.mlperf_schedule_applied:
-            self.mlperf_schedule_applied = True
+        if not self.training_started:
+            self.training_started = True
             tracker = getattr(model, "token_importance", None)  # None for a stock roberta under this task
             root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
             if tracker is not None and root is not None:  # the checkpoint was loaded; no update yet

@@ -42,8 +42,6 @@ from ..errors import FlagError
 
 logger = logging.getLogger(__name__)
 
-MLPERF_TARGET = 0.720
-
 
 def mlperf_eval_interval_samples(global_batch: int) -> int:
     """Samples between evaluations in MLPerf BERT for ``global_batch`` samples per step."""

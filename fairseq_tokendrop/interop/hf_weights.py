@@ -27,13 +27,15 @@ import torch
 from torch import Tensor
 
 from ..method.pins import PIN
+from ..models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder."
 FAIRSEQ_LM_HEAD = "encoder.lm_head."
 FAIRSEQ_SEGMENTS = FAIRSEQ_ENCODER + "embed_segments.weight"  # --num-segment's table (token_dropping_encoder.py)
-FAIRSEQ_LAYERNORM_EPS = 1e-5
 PADDING_IDX = 1  # fairseq Dictionary's <pad>
 UNK_IDX = 3  # fairseq Dictionary's <unk>
+# google-research BERT's and TF Model Garden's LayerNorm epsilon; also HF BertConfig's default.
+BERT_LAYER_NORM_EPS = 1e-12
 # BERT's two segments: a BERT user fine-tuning on sentence pairs finds the second one's row.
 BERT_TYPE_VOCAB_SIZE = 2
 # Output bias of a dictionary entry the HF model has no row for: exp(-1e4 - max logit) is 0, also in fp16.
@@ -128,7 +130,7 @@ def _hf_config(model_args: Mapping, model_type: str, vocab_size: int, max_positi
         "attention_probs_dropout_prob": model_args.get("attention_dropout", 0.1),
         "max_position_embeddings": max_position_embeddings,
         "initializer_range": 0.02,
-        "layer_norm_eps": model_args.get("layer_norm_eps", FAIRSEQ_LAYERNORM_EPS),
+        "layer_norm_eps": model_args.get("layer_norm_eps", FAIRSEQ_LAYER_NORM_EPS),
         "position_embedding_type": "absolute",
         "tie_word_embeddings": True,
     }
@@ -240,8 +242,8 @@ def fairseq_to_hf_bert(sd: Mapping[str, Tensor], num_layers: int, rows: Tensor) 
 
 # ---------------------------------------------------------------- HF BERT/RoBERTa -> fairseq
 
-def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
-    """The ``tokendrop_roberta`` arguments equal to an HF BERT/RoBERTa config, and notes to log."""
+def fairseq_model_args(hf_config: Mapping) -> dict:
+    """The ``tokendrop_roberta`` arguments equal to an HF BERT/RoBERTa config."""
     kind = hf_config.get("model_type")
     if kind not in HF_LAYOUT:
         raise ConversionError(f"config.json: model_type {kind!r} is not one of {sorted(HF_LAYOUT)}")
@@ -255,23 +257,20 @@ def fairseq_model_args(hf_config: Mapping) -> Tuple[dict, List[str]]:
     if hf_config.get("position_embedding_type", "absolute") != "absolute":
         raise ConversionError(f"config.json: position_embedding_type "
                               f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
-    offset = position_offset(hf_config)
-    notes = []
-    args = dict(
+    return dict(
         encoder_layers=hf_config["num_hidden_layers"],
         encoder_embed_dim=hf_config["hidden_size"],
         encoder_ffn_embed_dim=hf_config["intermediate_size"],
         encoder_attention_heads=hf_config["num_attention_heads"],
-        max_positions=hf_config["max_position_embeddings"] - offset,
+        max_positions=hf_config["max_position_embeddings"] - position_offset(hf_config),
         activation_fn=HF_ACTIVATIONS[act],
         dropout=hf_config.get("hidden_dropout_prob", 0.1),
         attention_dropout=hf_config.get("attention_probs_dropout_prob", 0.1),
         encoder_normalize_before=False,
         layernorm_embedding=True,
         untie_weights_roberta=False,
-        layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+        layer_norm_eps=hf_config.get("layer_norm_eps", BERT_LAYER_NORM_EPS),
     )
-    return args, notes
 
 
 def _rows(table: Tensor, perm: Tensor, fill: float) -> Tensor:
@@ -350,7 +349,7 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
     used |= {emb_key, pos_key, type_key}
 
     _linear(hf_sd, b + "embeddings.LayerNorm", e + "layernorm_embedding", out, used)
-    for i in range(fairseq_model_args(hf_config)[0]["encoder_layers"]):
+    for i in range(fairseq_model_args(hf_config)["encoder_layers"]):
         for fs, hf in LAYER_MODULES:
             _linear(hf_sd, f"{b}encoder.layer.{i}.{hf}", f"{e}layers.{i}.{fs}", out, used)
 

@@ -38,11 +38,9 @@ import os
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-from .hf_weights import ConversionError
+from ..data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
+from .hf_weights import UNK_IDX, ConversionError
 
-FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary ids 0-3
-MASK = "<mask>"
-UNK_ID = 3
 # Never in normalized text, where every space has become "▁": an entry holding one is never produced.
 UNREACHABLE_MARK = " "
 
@@ -94,8 +92,9 @@ class SpmVocabulary:
 
 def hf_vocabulary(proto, symbols: Sequence[str], spm_path: str) -> SpmVocabulary:
     """``symbols``: the fairseq dictionary in id order (``<s> <pad> </s> <unk>`` first, ``<mask>`` last)."""
-    if tuple(symbols[:4]) != FAIRSEQ_SPECIALS or symbols[-1] != MASK:
-        raise ConversionError(f"the dictionary does not start with {' '.join(FAIRSEQ_SPECIALS)} and end with {MASK}")
+    if tuple(symbols[:4]) != FAIRSEQ_SPECIALS or symbols[-1] != MASK_SYMBOL:
+        raise ConversionError(f"the dictionary does not start with {' '.join(FAIRSEQ_SPECIALS)} and end with "
+                              f"{MASK_SYMBOL}")
     scores = {p.piece: p.score for p in proto.pieces if p.type in EMITTED_TYPES}
     tokens, unreachable = [], []
     for i, symbol in enumerate(symbols):
@@ -138,7 +137,7 @@ def build_tokenizer(proto, vocabulary: SpmVocabulary):
 
     byte_fallback = proto.trainer_spec.byte_fallback
     if MODEL_TYPES[proto.trainer_spec.model_type] == "unigram":
-        model = models.Unigram(vocabulary.tokens, UNK_ID, byte_fallback)
+        model = models.Unigram(vocabulary.tokens, UNK_IDX, byte_fallback)
     else:
         ids = {token: i for i, (token, _) in enumerate(vocabulary.tokens)}
         model = models.BPE(ids, _bpe_merges(proto), unk_token="<unk>", fuse_unk=True, byte_fallback=byte_fallback)
@@ -154,7 +153,7 @@ def build_tokenizer(proto, vocabulary: SpmVocabulary):
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
                                            decoders.Strip(" ", 1 if spec.add_dummy_prefix else 0, 0)])
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                                  for t in FAIRSEQ_SPECIALS + (MASK,)])
+                                  for t in FAIRSEQ_SPECIALS + (MASK_SYMBOL,)])
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", 0), ("</s>", 2)])
@@ -165,7 +164,7 @@ def tokenizer_config(max_length: int) -> dict:
     """``tokenizer_config.json``: the generic fast tokenizer reads tokenizer.json as it is."""
     return {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
             "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
-            "mask_token": MASK, "cls_token": "<s>", "sep_token": "</s>", "clean_up_tokenization_spaces": False}
+            "mask_token": MASK_SYMBOL, "cls_token": "<s>", "sep_token": "</s>", "clean_up_tokenization_spaces": False}
 
 
 def write_tokenizer_files(out_dir: str, spm_path: str, symbols: Sequence[str], max_length: int) -> SpmVocabulary:

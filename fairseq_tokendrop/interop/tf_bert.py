@@ -40,9 +40,8 @@ import torch
 
 from tokendrop_readers.tf_checkpoint import OBJECT_GRAPH, TFCheckpoint
 
-from .hf_weights import ConversionError
+from .hf_weights import BERT_LAYER_NORM_EPS, ConversionError
 
-LAYER_NORM_EPS = 1e-12
 # google-research bert_config.json "hidden_act" -> HF hidden_act (modeling.get_activation)
 TF1_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu"}
 TF2_ACTIVATION = "gelu_new"
@@ -232,7 +231,7 @@ def _config(layout: str, shapes: Callable[[str], Tuple[int, ...]], num_layers: i
         "max_position_embeddings": shapes("bert/embeddings/position_embeddings")[0],
         "type_vocab_size": shapes("bert/embeddings/token_type_embeddings")[0],
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
-        "layer_norm_eps": LAYER_NORM_EPS, "position_embedding_type": "absolute", "pad_token_id": 0,
+        "layer_norm_eps": BERT_LAYER_NORM_EPS, "position_embedding_type": "absolute", "pad_token_id": 0,
         "tie_word_embeddings": True,
     }
     notes = []

@@ -1,4 +1,12 @@
-"""``--init-token-importance``: importance scores saved by a run, an export or the ScTD fork."""
+"""A saved token-importance score vector, in either layout it comes in.
+
+This plugin saves one float per dictionary entry, ``[V]`` (``importance.pt``,
+``--init-token-importance``). The ScTD authors' fork (Zhong et al., ACL 2023;
+github.com/WHU-ZQH/ScTD) keeps its scores as a frozen ``nn.Embedding`` weight,
+``[V, 1]``, in its checkpoints and its ``--init-token-importance`` files alike.
+Training reads such a file at startup and the fork import reads the fork's
+checkpoint, so the reading lives here, beside what training loads.
+"""
 from typing import Optional
 
 import torch

@@ -10,12 +10,12 @@ Its cfg names fairseq's default criterion (``cross_entropy``, which the fork
 patches) and task ``masked_lm``, and its schedule is hard-coded: ScTD every
 10 updates, beta 0.95.
 """
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Tuple
 
 import torch
 from torch import Tensor
 
-from .init_scores import score_vector
+from ..checkpoints.saved_scores import score_vector
 
 FORK_SCORES_KEY = "encoder.sentence_encoder.token_importance.weight"
 # what the fork hard-codes, as this plugin's flags

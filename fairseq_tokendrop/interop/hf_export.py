@@ -94,11 +94,12 @@ def _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log) -> 
     wordpiece_tokenizer.write_tokenizer_files(tmp, path, tokens, vocabulary.lower_case, model_args["max_positions"])
     tensors = fairseq_to_hf_bert(state_dict, model_args["encoder_layers"], torch.from_numpy(id_map))
     pad = tokens.index(wordpiece_tokenizer.BERT_PAD) if wordpiece_tokenizer.BERT_PAD in tokens else None
-    _save_model(tmp, hf_bert_config(model_args, len(tokens), pad), tensors)
+    config = hf_bert_config(model_args, len(tokens), pad)
+    _save_model(tmp, config, tensors)
     segments = model_args.get("num_segment")
     log(f"BertForMaskedLM with {path}'s ids and BERT's tokenizer (do_lower_case={vocabulary.lower_case}); "
         f"activation {model_args.get('activation_fn', 'gelu')}, LayerNorm eps "
-        f"{model_args.get('layer_norm_eps', 1e-5):g} as in the model; token types "
+        f"{config['layer_norm_eps']:g} as in the model; token types "
         + (f"= the model's {segments} segment embeddings" if segments else "zero (the model has no segments)"))
     log("not carried: a pooler and a next-sentence head (masked-LM pretraining has neither; "
         "BertForPreTraining would start them at random); the output bias of fairseq's <pad>, which "
