@@ -15,9 +15,8 @@ from fairseq.data import Dictionary
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
 from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.models import tokendrop_config
-from fairseq_tokendrop.errors import CheckpointMismatch
 from fairseq_tokendrop.standalone import StandaloneTask
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
 
@@ -101,7 +100,7 @@ def test_every_registered_flag_has_a_bad_value_case():
 @pytest.mark.parametrize("flag,value,extra", MODEL_CASES)
 def test_a_bad_model_flag_is_one_line_naming_it(tmp_path, flag, value, extra):
     value = value(tmp_path) if callable(value) else value
-    with pytest.raises(FlagError) as err:
+    with pytest.raises(TokendropError) as err:
         build_tokendrop(**{dest(flag): value, **extra})
     message = str(err.value.code)
     assert message.startswith("fairseq_tokendrop: error:") and flag in message and "\n" not in message
@@ -110,7 +109,7 @@ def test_a_bad_model_flag_is_one_line_naming_it(tmp_path, flag, value, extra):
 @pytest.mark.parametrize("flag,value", CRITERION_CASES)
 def test_a_bad_criterion_flag_is_one_line_naming_it(flag, value):
     cfg = MaskedLmTokenDropConfig(**{dest(flag): value})
-    with pytest.raises(FlagError) as err:
+    with pytest.raises(TokendropError) as err:
         MaskedLmTokenDropLoss(cfg, StandaloneTask(tiny_dictionary(), 64))
     message = str(err.value.code)
     assert message.startswith("fairseq_tokendrop: error:") and flag in message and "\n" not in message
@@ -186,8 +185,8 @@ def test_load_model_ensemble_and_from_pretrained_with_another_dictionary(trained
 
     rows, entries = sizes(trained_checkpoint, other_data_bin)
     expected = f"vocabulary has {rows} entries .* dictionary has {entries}"
-    with pytest.raises(CheckpointMismatch, match=expected):
+    with pytest.raises(TokendropError, match=expected):
         checkpoint_utils.load_model_ensemble([str(trained_checkpoint)], arg_overrides={"data": str(other_data_bin)})
-    with pytest.raises(CheckpointMismatch, match=expected):
+    with pytest.raises(TokendropError, match=expected):
         RobertaModel.from_pretrained(str(trained_checkpoint.parent), checkpoint_file=trained_checkpoint.name,
                                      data_name_or_path=str(other_data_bin))

@@ -133,7 +133,7 @@ def test_bad_logs_are_one_line_naming_the_file(tmp_path, edit, message):
     log.write_text(edit(log.read_text()))
     with pytest.raises(SystemExit) as error:
         compare_runs.main(["--runs", str(run)])
-    assert str(error.value).startswith(f"compare_runs: error: {log}") and message in str(error.value)
+    assert str(error.value).startswith(f"fairseq_tokendrop: error: {log}") and message in str(error.value)
 
 
 @pytest.mark.slow

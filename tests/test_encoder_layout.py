@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fairseq_tokendrop import set_token_importance
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 
 from conftest import build_stock_roberta, build_tokendrop, random_tokens, tiny_dictionary
 
@@ -167,5 +167,5 @@ def test_random_strategy_draws_fresh_subsets_that_respect_the_lists():
 
 
 def test_too_few_layers_is_a_clear_error():
-    with pytest.raises(FlagError, match="--encoder-layers must be >= 4"):
+    with pytest.raises(TokendropError, match="--encoder-layers must be >= 4"):
         build_tokendrop(encoder_layers=3, token_drop=0.5)

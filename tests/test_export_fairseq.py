@@ -154,5 +154,5 @@ def test_bad_input_is_one_line_naming_it(run, tmp_path, bad, named):
     with pytest.raises(SystemExit) as exit_info:
         load_script("export_checkpoint").main(argv)
     message = str(exit_info.value.code)
-    assert message.startswith("export_checkpoint: error:") and named in message and "\n" not in message
+    assert message.startswith("fairseq_tokendrop: error:") and named in message and "\n" not in message
     assert not (tmp_path / "out" / "model.pt").exists()

@@ -14,7 +14,7 @@ def refused(argv):
     with pytest.raises(SystemExit) as exit_info:
         load_script("export_checkpoint").main([str(a) for a in argv])
     message = str(exit_info.value.code)
-    assert message.startswith("export_checkpoint: error: ") and "\n" not in message, message
+    assert message.startswith("fairseq_tokendrop: error: ") and "\n" not in message, message
     return message
 
 

@@ -200,5 +200,5 @@ def test_the_stock_fairseq_export_refuses_segment_embeddings_in_one_line(exports
         load_script("export_checkpoint").main([str(exports["root"] / "random.pt"),
                                                "--fairseq-out", str(tmp_path / "out")])
     message = str(exit_info.value.code)
-    assert message.startswith("export_checkpoint: error: --fairseq-out: the model has segment embeddings")
+    assert message.startswith("fairseq_tokendrop: error: --fairseq-out: the model has segment embeddings")
     assert "\n" not in message and not (tmp_path / "out").exists()

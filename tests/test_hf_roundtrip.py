@@ -5,7 +5,8 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from fairseq_tokendrop.interop.hf_weights import ConversionError, check_exportable
+from fairseq_tokendrop.errors import TokendropError
+from fairseq_tokendrop.interop.hf_weights import check_exportable
 
 from conftest import random_tokens, run_cli, train_flags
 from conftest import load_script
@@ -75,7 +76,7 @@ def test_hf_export_gives_fairseqs_logits_in_transformers(pretrained):
 
 
 def test_hf_export_refuses_what_roberta_for_masked_lm_cannot_express():
-    with pytest.raises(ConversionError, match="encoder_normalize_before"):
+    with pytest.raises(TokendropError, match="encoder_normalize_before"):
         check_exportable({"encoder_normalize_before": True})
 
 
@@ -168,5 +169,5 @@ def test_import_refuses_a_bad_directory_in_one_line(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         load_script("import_hf").main([str(tmp_path / "hf"), str(tmp_path / "out")])
     message = str(exit_info.value.code)
-    assert message.startswith("import_hf: error: config.json: model_type 'gpt2'") and "\n" not in message
+    assert message.startswith("fairseq_tokendrop: error: config.json: model_type 'gpt2'") and "\n" not in message
     assert not (tmp_path / "out" / "model.pt").exists()

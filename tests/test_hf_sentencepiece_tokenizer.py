@@ -8,7 +8,7 @@ import sentencepiece
 from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
 from fairseq.tasks.masked_lm import MaskedLMTask
 
-from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.errors import ERROR_PREFIX, TokendropError
 from fairseq_tokendrop.interop.sentencepiece_tokenizer import hf_vocabulary, read_spm_model, write_tokenizer_files
 from fairseq_tokendrop.standalone import made_up_dictionary
 
@@ -128,8 +128,8 @@ def test_sentence_pairs_take_robertas_layout(models):
 
 def test_a_model_of_another_dictionary_or_no_model_is_named_in_one_line(models, tmp_path):
     path = models["built"]["unigram"]["model"]
-    with pytest.raises(ConversionError, match=f"^{path} does not match the dictionary: 40 of its 45 entries"):
+    with pytest.raises(TokendropError, match=f"^{ERROR_PREFIX}{path} does not match the dictionary: 40 of its 45 entries"):
         hf_vocabulary(read_spm_model(path), made_up_dictionary(45).symbols, path)
     (tmp_path / "bad.model").write_bytes(b"not a sentencepiece model")
-    with pytest.raises(ConversionError, match=f"^{tmp_path / 'bad.model'}: not a sentencepiece model"):
+    with pytest.raises(TokendropError, match=f"^{ERROR_PREFIX}{tmp_path / 'bad.model'}: not a sentencepiece model"):
         read_spm_model(str(tmp_path / "bad.model"))

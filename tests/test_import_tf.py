@@ -153,7 +153,7 @@ def test_a_bad_checkpoint_path_ends_the_command_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         import_tf.main([str(tmp_path / "model.ckpt-1"), str(tmp_path / "out"), "--vocab", str(FIXTURES / "vocab.txt")])
     message = str(info.value.code)
-    assert message.startswith(f"import_tf: error: {tmp_path / 'model.ckpt-1'}.index: no such file")
+    assert message.startswith(f"fairseq_tokendrop: error: {tmp_path / 'model.ckpt-1'}.index: no such file")
     assert "\n" not in message
     assert not (tmp_path / "out").exists()
 

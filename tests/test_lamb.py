@@ -11,7 +11,7 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.optim.fairseq_lamb import FairseqLamb, LambConfig, is_bias_or_norm
 from fairseq_tokendrop.optim.lamb import Lamb
 
@@ -191,7 +191,7 @@ def test_the_one_dimension_rule_picks_exactly_the_biases_and_layer_norms(build):
 
 
 def test_bad_betas_are_one_line_naming_the_flag():
-    with pytest.raises(FlagError, match="--lamb-betas"):
+    with pytest.raises(TokendropError, match="--lamb-betas"):
         FairseqLamb(LambConfig(lamb_betas="(0.9,)", lr=[1e-3]), [torch.nn.Parameter(torch.ones(2))])
 
 

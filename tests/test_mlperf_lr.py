@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import fairseq_tokendrop.optim  # noqa: F401  (registers the scheduler; the plugin's __init__ may not yet)
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.optim.fairseq_lamb import FairseqLamb, LambConfig
 from fairseq_tokendrop.optim.mlperf_lr import MlperfPolynomialConfig, MlperfPolynomialSchedule
 
@@ -50,5 +50,5 @@ def test_power_and_end_rate_as_tf_polynomial_decay():
     (dict(lr=[PEAK, PEAK]), "--lr"),
 ])
 def test_bad_settings_are_one_line_naming_the_flag(overrides, flag):
-    with pytest.raises(FlagError, match=flag):
+    with pytest.raises(TokendropError, match=flag):
         schedule(**overrides)

@@ -12,7 +12,7 @@ import torch
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 from fairseq_tokendrop.data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
 
@@ -112,7 +112,7 @@ def converter_error(*args):
     """Run the converter in-process; return its one-line error."""
     with pytest.raises(SystemExit) as exc:
         convert_premasked.main([str(a) for a in args])
-    assert isinstance(exc.value, FlagError) or exc.value.code == 2
+    assert isinstance(exc.value, TokendropError) or exc.value.code == 2
     return str(exc.value.code)
 
 
@@ -220,7 +220,7 @@ def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuse
     with open(dest / "valid.tgt.bin", "ab") as f:
         f.write(b"\0\0")
     task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(dest), tokens_per_sample=32))
-    with pytest.raises(FlagError, match=r"valid.tgt.bin: does not match premasked.json"):
+    with pytest.raises(TokendropError, match=r"valid.tgt.bin: does not match premasked.json"):
         task.load_dataset("valid")
 
 

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 
 from premasked_fixtures import (
     PRODUCERS, SPECIALS, convert_premasked, converted_examples, pack, producer_examples, vocab_tokens,
@@ -59,7 +59,7 @@ def test_the_layout_is_told_by_the_content_not_the_name(tmp_path):
 def converter_error(tmp_path, path):
     with pytest.raises(SystemExit) as exc:
         convert(tmp_path, path)
-    assert isinstance(exc.value, FlagError)
+    assert isinstance(exc.value, TokendropError)
     message = str(exc.value.code)
     assert "\n" not in message
     return message

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fairseq_tokendrop import get_token_importance
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.hf_weights import fairseq_to_hf_roberta, hf_roberta_config
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
@@ -104,6 +104,6 @@ def test_data_converted_when_pad_was_padding_is_refused(premasked, tmp_path):
     meta = json.loads((old / "premasked.json").read_text())
     (old / "premasked.json").write_text(json.dumps({**meta, "version": 1}))
     task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(old), tokens_per_sample=32, seed=1))
-    with pytest.raises(FlagError, match=r"premasked.json: written by another version of the converter \(v1, "
+    with pytest.raises(TokendropError, match=r"premasked.json: written by another version of the converter \(v1, "
                                         r"this one reads v2/v3\): convert the data again"):
         task.load_dataset("valid")

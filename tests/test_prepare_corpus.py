@@ -280,7 +280,7 @@ def test_failed_encoding_leaves_no_output_and_a_fixed_input_resumes(corpus, prep
     failed = run_script("prepare_corpus.py", *args, "--workers", "2")
     assert failed.returncode == 1
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith("prepare_corpus: error:")
+    assert last.startswith("fairseq_tokendrop: error:")
     assert f"{valid}: line {len(good_lines) + 1} is not valid UTF-8" in last
     files = snapshot(destdir)
     assert os.path.join("encoded", "train.txt") in files
@@ -329,7 +329,7 @@ def test_bad_inputs_give_one_clear_error_naming_the_path(corpus, tmp_path, case)
     result = run_script("prepare_corpus.py", "--train", train, "--valid", valid, "--destdir", destdir, *extra)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("prepare_corpus: error:") and str(named) in last
+    assert last.startswith("fairseq_tokendrop: error:") and str(named) in last
     assert "Traceback" not in result.stderr
     if case != "vocab_too_big":
         assert not os.path.exists(destdir / "spm.model")

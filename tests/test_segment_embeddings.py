@@ -61,7 +61,7 @@ def test_dropped_and_kept_tokens_carry_their_segment(layers):
 
 
 def test_a_negative_count_is_refused_naming_the_flag():
-    from fairseq_tokendrop.errors import FlagError
+    from fairseq_tokendrop.errors import TokendropError
 
-    with pytest.raises(FlagError, match="--num-segment"):
+    with pytest.raises(TokendropError, match="--num-segment"):
         build_tokendrop(tiny_dictionary(), num_segment=-1)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from fairseq_tokendrop.interop.hf_weights import ConversionError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.tf_bert import read_tf_bert, tf_bert_to_hf
 from tokendrop_readers.tf_checkpoint import TFCheckpoint
 
@@ -67,10 +67,10 @@ def test_the_token_importance_is_tensorflows_moving_average_in_vocab_order():
 
 
 def one_line(call):
-    with pytest.raises(ConversionError) as info:
+    with pytest.raises(TokendropError) as info:
         call()
     assert "\n" not in str(info.value)
-    return str(info.value)
+    return info.value.message
 
 
 def mapped_with(name, rename=None, drop=None):

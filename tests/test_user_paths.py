@@ -15,7 +15,7 @@ from fairseq.trainer import Trainer
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 
 from conftest import REPO, USER_DIR, run_cli, train_flags
 from test_nonfinite_importance import assert_step
@@ -56,7 +56,7 @@ def build(data_bin, tmp_path, *extra, task="masked_lm_tokendrop"):
 ])
 def test_importance_dropping_that_nothing_would_feed_is_refused_at_startup(data_bin, tmp_path, task, criterion,
                                                                           refused):
-    with pytest.raises(FlagError, match=refused):
+    with pytest.raises(TokendropError, match=refused):
         build(data_bin, tmp_path, "--token-drop", "0.5", "--criterion", criterion, task=task)
     # the same setups are fine when nothing depends on the scores
     build(data_bin, tmp_path, "--token-drop", "0.5", "--token-drop-strategy", "random", "--criterion", criterion,

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, ListConfig
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
-from ..errors import FlagError
+from ..errors import TokendropError
 
 # What a fairseq checkpoint file asks for: its cfg.model, as a legacy argparse.Namespace.
 CHECKPOINT_GLOBALS = [argparse.Namespace]
@@ -80,4 +80,4 @@ def load_checkpoint(path: str, **kwargs) -> dict:
     except pickle.UnpicklingError as e:
         if not is_refusal(e):
             raise
-        raise FlagError(refusal_message(path)) from None
+        raise TokendropError(refusal_message(path)) from None

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..errors import FlagError
+from ..errors import TokendropError
 
 FLAG = "--init-token-importance"
 
@@ -27,19 +27,19 @@ def score_vector(scores, vocab_size: int) -> Optional[Tensor]:
 
 
 def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
-    """float32 ``[vocab_size]`` from a file written with ``torch.save``; FlagError naming the file otherwise."""
+    """float32 ``[vocab_size]`` from a file written with ``torch.save``; TokendropError naming the file otherwise."""
     try:
         scores = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FlagError(f"{FLAG}: no such file: {path}")
+        raise TokendropError(f"{FLAG}: no such file: {path}")
     except Exception as e:
-        raise FlagError(f"{FLAG}: cannot read {path} as a saved tensor ({type(e).__name__}: {e})")
+        raise TokendropError(f"{FLAG}: cannot read {path} as a saved tensor ({type(e).__name__}: {e})")
     vector = score_vector(scores, vocab_size)  # ours [V], or the ScTD fork's [V, 1]
     if vector is None:
         shape = tuple(scores.shape) if torch.is_tensor(scores) else type(scores).__name__
-        raise FlagError(f"{FLAG}: {path} holds {shape}, expected a float tensor of shape "
+        raise TokendropError(f"{FLAG}: {path} holds {shape}, expected a float tensor of shape "
                         f"({vocab_size},) (or the ScTD fork's ({vocab_size}, 1)), one score per dictionary entry")
     if not torch.isfinite(vector).all():
         bad = int((~torch.isfinite(vector)).nonzero()[0])
-        raise FlagError(f"{FLAG}: {path} holds a non-finite score (entry {bad}: {vector[bad].item()})")
+        raise TokendropError(f"{FLAG}: {path} holds a non-finite score (entry {bad}: {vector[bad].item()})")
     return vector

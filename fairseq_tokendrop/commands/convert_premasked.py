@@ -43,11 +43,11 @@ import shutil
 import time
 
 from fairseq_tokendrop.atomic_file import atomic_path
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, PartWriter, merge_parts, publish_split, read_meta
 from tokendrop_readers.premasked_files import read_premasked
 from tokendrop_readers.premasked_records import RecordError
-from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, vocab_sha256, wordpiece_to_fairseq, write_dict_txt
+from fairseq_tokendrop.data.wordpiece_dictionary import vocab_sha256, wordpiece_to_fairseq, write_dict_txt
 from fairseq_tokendrop.commands.log import command_log
 
 TMP_PREFIX = ".convert-"
@@ -98,15 +98,15 @@ def _remove_stale_tmp_dirs(destdir: str, split: str) -> None:
 def convert(inputs, vocab_path, destdir, split, workers, progress_every):
     try:
         dictionary, _ = wordpiece_to_fairseq(vocab_path)
-    except VocabError as err:
-        raise FlagError(f"--vocab: {err}") from None
+    except TokendropError as err:
+        raise TokendropError(f"--vocab: {err.message}") from None
     for path in inputs:
         if not os.path.isfile(path):
-            raise FlagError(f"{path}: no such input file")
+            raise TokendropError(f"{path}: no such input file")
     os.makedirs(destdir, exist_ok=True)
     sha = vocab_sha256(vocab_path)
     if os.path.exists(os.path.join(destdir, META_NAME)) and read_meta(destdir)["vocab_sha256"] != sha:
-        raise FlagError(f"{destdir}: already holds data converted with another vocab.txt")
+        raise TokendropError(f"{destdir}: already holds data converted with another vocab.txt")
     write_dict_txt(dictionary, os.path.join(destdir, "dict.txt"))
     with atomic_path(os.path.join(destdir, "vocab.txt")) as tmp:
         shutil.copyfile(vocab_path, tmp)
@@ -146,7 +146,7 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
                      nonzero_segment_examples=totals["nonzero_segment"])
         publish_split(destdir, split, out_prefix, entry, sha, len(dictionary))
     except RecordError as err:
-        raise FlagError(str(err)) from None
+        raise TokendropError(str(err)) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     print(f"{split}: {totals['examples']:,} examples, {totals['masked']:,} masked slots, longest "

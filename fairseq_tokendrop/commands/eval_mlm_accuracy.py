@@ -27,7 +27,7 @@ from fairseq import checkpoint_utils
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin's model, task and criterion)
 from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
-from fairseq_tokendrop.errors import FlagError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.data.premasked_dataset import is_premasked_dir, load_premasked_split, read_meta
 
 EMBEDDING_KEY = "encoder.sentence_encoder.embed_tokens.weight"
@@ -38,13 +38,13 @@ def load_model(checkpoint: str, data_dir: str, device: str):
     try:
         state = load_checkpoint(checkpoint, arg_overrides={"data": data_dir})
     except FileNotFoundError:
-        raise FlagError(f"{checkpoint}: no such checkpoint") from None
+        raise TokendropError(f"{checkpoint}: no such checkpoint") from None
     embedding = state.get("model", {}).get(EMBEDDING_KEY)
     if embedding is None:
-        raise FlagError(f"{checkpoint}: no {EMBEDDING_KEY}: not a RoBERTa masked-LM checkpoint")
+        raise TokendropError(f"{checkpoint}: no {EMBEDDING_KEY}: not a RoBERTa masked-LM checkpoint")
     dict_size = read_meta(data_dir)["dictionary_size"]
     if embedding.shape[0] != dict_size:
-        raise FlagError(f"{checkpoint}: embedding has {embedding.shape[0]} rows but {data_dir}/dict.txt gives "
+        raise TokendropError(f"{checkpoint}: embedding has {embedding.shape[0]} rows but {data_dir}/dict.txt gives "
                         f"{dict_size} symbols (with <mask>): the model was trained with another vocabulary")
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [checkpoint], arg_overrides={"data": data_dir}, state=state)
@@ -95,16 +95,16 @@ def main(argv=None):
     if args.batch_size < 1 or args.progress_every < 0:
         parser.error("--batch-size must be >= 1 and --progress-every >= 0")
     if not is_premasked_dir(args.data):
-        raise FlagError(f"{args.data}: not a pre-masked data dir (no premasked.json): "
+        raise TokendropError(f"{args.data}: not a pre-masked data dir (no premasked.json): "
                         "convert the eval set with scripts/convert_premasked.py")
     model, task = load_model(args.checkpoint, args.data, args.device)
     try:
         src, tgt, seg, _ = load_premasked_split(args.data, args.split)
     except FileNotFoundError as err:
-        raise FlagError(str(err)) from None
+        raise TokendropError(str(err)) from None
     longest = int(src.sizes.max()) if len(src) else 0
     if longest > model.max_positions():
-        raise FlagError(f"{args.data}: split '{args.split}' has {longest}-token examples, "
+        raise TokendropError(f"{args.data}: split '{args.split}' has {longest}-token examples, "
                         f"longer than the model's {model.max_positions()} positions")
     correct, slots, examples = evaluate(model, src, tgt, task.source_dictionary.pad(), args.batch_size,
                                         args.device, args.progress_every, seg)

@@ -41,7 +41,6 @@ recorded in the checkpoint, or ``--data``; so does the vocabulary: ``vocab.txt``
 import argparse
 import os
 import shutil
-import sys
 from dataclasses import fields
 
 import torch
@@ -60,19 +59,15 @@ from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
 from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
                                                  check_replaceable, write_hf_export)
-from fairseq_tokendrop.interop.hf_weights import ConversionError
 from fairseq_tokendrop.interop.wordpiece_tokenizer import lower_case_of
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, read_meta
-from fairseq_tokendrop.data.wordpiece_dictionary import VocabError, read_wordpiece_vocab, vocab_sha256
+from fairseq_tokendrop.data.wordpiece_dictionary import read_wordpiece_vocab, vocab_sha256
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.method.importance import find_token_importance
 from fairseq_tokendrop.commands.log import command_log
 
 SPM_NAMES = ("spm.model", HUB_SPM_NAME)  # prepare_corpus.py's name, fairseq hub's name
 FAIRSEQ_EXPORT_FILES = frozenset(("model.pt", "dict.txt", HUB_SPM_NAME))
-
-
-class ExportError(Exception):
-    pass
 
 
 log = command_log("export_checkpoint")
@@ -148,10 +143,10 @@ def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_
 def find_data_files(data_dir, spm_model):
     dict_path = os.path.join(data_dir, "dict.txt")
     if not os.path.isfile(dict_path):
-        raise ExportError(f"no dict.txt in the data dir {data_dir} (give the training data dir with --data)")
+        raise TokendropError(f"no dict.txt in the data dir {data_dir} (give the training data dir with --data)")
     if spm_model:
         if not os.path.isfile(spm_model):
-            raise ExportError(f"--spm-model: no such file: {spm_model}")
+            raise TokendropError(f"--spm-model: no such file: {spm_model}")
         return dict_path, spm_model
     found = [os.path.join(data_dir, n) for n in SPM_NAMES if os.path.isfile(os.path.join(data_dir, n))]
     return dict_path, (found[0] if found else None)
@@ -162,17 +157,19 @@ def wordpiece_vocabulary(data_dir, vocab, lowercase):
     path = vocab or os.path.join(data_dir, "vocab.txt")
     if not os.path.isfile(path):
         if vocab:
-            raise ExportError(f"--vocab: no such file: {vocab}")
+            raise TokendropError(f"--vocab: no such file: {vocab}")
         if os.path.isfile(os.path.join(data_dir, META_NAME)):
-            raise ExportError(f"{data_dir} holds pre-masked data converted from a WordPiece vocab.txt ({META_NAME}) "
+            raise TokendropError(f"{data_dir} holds pre-masked data converted from a WordPiece vocab.txt ({META_NAME}) "
                               "and no vocab.txt: give that vocab.txt with --vocab")
         return None
     try:
         tokens = read_wordpiece_vocab(path)
-    except (VocabError, OSError) as err:
-        raise ExportError(f"--vocab: {err}")
+    except TokendropError as err:
+        raise TokendropError(f"--vocab: {err.message}") from None
+    except OSError as err:
+        raise TokendropError(f"--vocab: {err}") from None
     if os.path.isfile(os.path.join(data_dir, META_NAME)) and read_meta(data_dir)["vocab_sha256"] != vocab_sha256(path):
-        raise ExportError(f"{path}: not the vocab.txt {data_dir} was converted with (its {META_NAME} records "
+        raise TokendropError(f"{path}: not the vocab.txt {data_dir} was converted with (its {META_NAME} records "
                           "another sha256)")
     lower_case, told = lower_case_of(path, tokens, {"yes": True, "no": False, None: None}[lowercase])
     log(f"WordPiece vocabulary {path}, do_lower_case={lower_case} ({told})")
@@ -185,7 +182,7 @@ def hf_tokenizer_source(data_dir, args, spm_path):
     if wordpiece is not None:
         return wordpiece
     if spm_path is None:
-        raise ExportError(f"--hf-out needs the model's tokenizer: no {' or '.join(SPM_NAMES)} in {data_dir} "
+        raise TokendropError(f"--hf-out needs the model's tokenizer: no {' or '.join(SPM_NAMES)} in {data_dir} "
                           "(give --spm-model, or --vocab for a WordPiece vocab.txt)")
     return SentencePieceVocabulary(spm_path)
 
@@ -214,22 +211,19 @@ def main(argv=None):
         parser.error("nothing to do: give --fairseq-out, --hf-out and/or --save-importance")
     if args.fairseq_out and args.hf_out and os.path.abspath(args.fairseq_out) == os.path.abspath(args.hf_out):
         parser.error("give --fairseq-out and --hf-out different directories")
-    try:
-        run(args)
-    except (ExportError, ConversionError) as e:
-        sys.exit(f"export_checkpoint: error: {e}")
+    run(args)
 
 
 def run(args):
     if not os.path.isfile(args.checkpoint):
-        raise ExportError(f"no such checkpoint: {args.checkpoint}")
+        raise TokendropError(f"no such checkpoint: {args.checkpoint}")
     log(f"loading {args.checkpoint}")
     try:
         state = load_checkpoint(args.checkpoint)
     except Exception as e:
-        raise ExportError(f"cannot read {args.checkpoint} as a fairseq checkpoint ({type(e).__name__}: {e})")
+        raise TokendropError(f"cannot read {args.checkpoint} as a fairseq checkpoint ({type(e).__name__}: {e})")
     if state.get("cfg") is None or "model" not in state:
-        raise ExportError(f"{args.checkpoint} has no cfg/model: not a fairseq-train checkpoint")
+        raise TokendropError(f"{args.checkpoint} has no cfg/model: not a fairseq-train checkpoint")
     if args.fairseq_out:
         check_replaceable(args.fairseq_out, "--fairseq-out", FAIRSEQ_EXPORT_FILES)
     if args.hf_out:
@@ -243,7 +237,7 @@ def run(args):
     model_args = plain(state["cfg"].model)
     model_args["max_positions"] = model.max_positions()
     if args.fairseq_out and model_args.get("num_segment"):
-        raise ExportError(f"--fairseq-out: the model has segment embeddings (--num-segment "
+        raise TokendropError(f"--fairseq-out: the model has segment embeddings (--num-segment "
                           f"{model_args['num_segment']}), which stock fairseq RoBERTa lacks; --hf-out carries them "
                           "(token types)")
 
@@ -251,7 +245,7 @@ def run(args):
         try:
             scores = find_token_importance(model).get()
         except TypeError:
-            raise ExportError(f"--save-importance: {args.checkpoint} has no token-importance scores "
+            raise TokendropError(f"--save-importance: {args.checkpoint} has no token-importance scores "
                               "(not a tokendrop_roberta checkpoint)")
         atomic_torch_save(scores, args.save_importance)
         log(f"wrote {args.save_importance} (float32 [{scores.numel()}], for --init-token-importance)")

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import torch
@@ -49,10 +48,9 @@ from fairseq.data import Dictionary
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.commands.log import command_log
 from fairseq_tokendrop.data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
-from fairseq_tokendrop.data.wordpiece_dictionary import VocabError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.hf_export import HUB_SPM_NAME
 from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, permutation, write_import
-from fairseq_tokendrop.interop.hf_weights import ConversionError
 from fairseq_tokendrop.interop.sentencepiece_tokenizer import dictionary_symbol
 from fairseq_tokendrop.interop.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
 
@@ -62,7 +60,7 @@ log = command_log("import_hf")
 def read_config(hf_dir):
     path = os.path.join(hf_dir, "config.json")
     if not os.path.isfile(path):
-        raise ConversionError(f"no config.json in {hf_dir}")
+        raise TokendropError(f"no config.json in {hf_dir}")
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -84,17 +82,17 @@ def read_weights(hf_dir):
     legacy = os.path.join(hf_dir, "pytorch_model.bin")
     if os.path.isfile(legacy):
         return torch.load(legacy, map_location="cpu", weights_only=True)
-    raise ConversionError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {hf_dir}")
+    raise TokendropError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {hf_dir}")
 
 
 def roberta_tokens_to_fairseq(tokens, source):
     """RoBERTa vocabulary tokens (index = HF id) as a fairseq dictionary, and ``id_map[hf_id] = fairseq_id``."""
     for token in tokens:
         if not token or any(c.isspace() for c in token):
-            raise ConversionError(f"{source}: token {token!r} is empty or contains whitespace")
+            raise TokendropError(f"{source}: token {token!r} is empty or contains whitespace")
     missing = [t for t in FAIRSEQ_SPECIALS + (MASK_SYMBOL,) if t not in tokens]
     if missing:
-        raise ConversionError(f"{source}: special token(s) {', '.join(missing)} not found")
+        raise TokendropError(f"{source}: special token(s) {', '.join(missing)} not found")
     dictionary = Dictionary()
     for token in tokens:
         if token not in FAIRSEQ_SPECIALS and token != MASK_SYMBOL:
@@ -108,7 +106,7 @@ def tokens_by_id(vocab, source):
     tokens = [None] * len(vocab)
     for token, i in vocab.items():
         if not 0 <= i < len(vocab) or tokens[i] is not None:
-            raise ConversionError(f"{source}: ids are not 0..{len(vocab) - 1}, each once (token {token!r})")
+            raise TokendropError(f"{source}: ids are not 0..{len(vocab) - 1}, each once (token {token!r})")
         tokens[i] = token
     return tokens
 
@@ -122,7 +120,7 @@ def read_roberta_tokens(hf_dir, config):
         with open(vocab_json, encoding="utf-8") as handle:
             return tokens_by_id(json.load(handle), vocab_json)
     if not os.path.isfile(tokenizer_json):
-        raise ConversionError(f"no vocab.json or tokenizer.json in {hf_dir} (RoBERTa's vocabulary)")
+        raise TokendropError(f"no vocab.json or tokenizer.json in {hf_dir} (RoBERTa's vocabulary)")
     with open(tokenizer_json, encoding="utf-8") as handle:
         saved = json.load(handle)
     vocab = saved["model"]["vocab"]
@@ -138,12 +136,12 @@ def read_vocab(hf_dir, config):
     if config["model_type"] == "bert":
         path = os.path.join(hf_dir, "vocab.txt")
         if not os.path.isfile(path):
-            raise ConversionError(f"no vocab.txt in {hf_dir} (BERT's WordPiece vocabulary)")
+            raise TokendropError(f"no vocab.txt in {hf_dir} (BERT's WordPiece vocabulary)")
         return bert_vocab(path)
     dictionary, id_map = roberta_tokens_to_fairseq(read_roberta_tokens(hf_dir, config), hf_dir)
     pad = config.get("pad_token_id", 1)
     if int(id_map[pad]) != dictionary.pad():
-        raise ConversionError(f"config.json: pad_token_id {pad} is not <pad> in {hf_dir}'s vocabulary")
+        raise TokendropError(f"config.json: pad_token_id {pad} is not <pad> in {hf_dir}'s vocabulary")
     return dictionary, permutation(dictionary, id_map)
 
 
@@ -172,11 +170,8 @@ def main(argv=None):
     add_segments_flag(parser)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.hf_dir):
-        sys.exit(f"import_hf: error: no such directory: {args.hf_dir}")
-    try:
-        convert(args.hf_dir, args.out_dir, args.keep_segments)
-    except (ConversionError, VocabError) as e:
-        sys.exit(f"import_hf: error: {e}")
+        raise TokendropError(f"no such directory: {args.hf_dir}")
+    convert(args.hf_dir, args.out_dir, args.keep_segments)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ The data-bin must be the fork run's (same dict.txt). See ``fairseq_tokendrop/int
 """
 import argparse
 import os
-import sys
 
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists what fairseq checkpoints carry)
@@ -22,7 +21,8 @@ from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
 from fairseq_tokendrop import set_token_importance
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state,
                                                        plain, restore_command, training_cfg)
-from fairseq_tokendrop.interop.sctd_fork import (FORK_SCHEDULE_FLAGS, ForkCheckpointError, fork_model_args,
+from fairseq_tokendrop.errors import TokendropError
+from fairseq_tokendrop.interop.sctd_fork import (FORK_SCHEDULE_FLAGS, fork_model_args,
                                                  split_fork_state)
 from fairseq_tokendrop.standalone import build_model, made_up_dictionary
 from fairseq_tokendrop.commands.log import command_log
@@ -36,7 +36,7 @@ def convert(fork_path, out_dir):
     cfg = plain(state.get("cfg") or {})
     model_cfg = cfg.get("model") or state.get("args")
     if model_cfg is None:
-        raise ForkCheckpointError("the checkpoint has no cfg.model (or args) to read the model's dimensions from")
+        raise TokendropError("the checkpoint has no cfg.model (or args) to read the model's dimensions from")
     arch, model_args = fork_model_args(model_cfg)
     weights, scores = split_fork_state(state["model"])
     token_drop = model_args.pop("token_drop")
@@ -63,11 +63,11 @@ def main(argv=None):
     parser.add_argument("out_dir", help="where model.pt and importance.pt go")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.checkpoint):
-        sys.exit(f"import_sctd: error: no such file: {args.checkpoint}")
+        raise TokendropError(f"no such file: {args.checkpoint}")
     try:
         convert(args.checkpoint, args.out_dir)
-    except ForkCheckpointError as e:
-        sys.exit(f"import_sctd: error: {args.checkpoint}: {e}")
+    except TokendropError as e:
+        raise TokendropError(f"{args.checkpoint}: {e.message}") from None
 
 
 if __name__ == "__main__":

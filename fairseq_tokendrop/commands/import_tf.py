@@ -25,14 +25,12 @@ TF's LayerNorm epsilon, 1e-12, becomes ``--layer-norm-eps 1e-12`` (fairseq's own
 import argparse
 import json
 import os
-import sys
 
 import torch
 
 from fairseq_tokendrop.commands.log import command_log
-from fairseq_tokendrop.data.wordpiece_dictionary import VocabError
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, write_import
-from fairseq_tokendrop.interop.hf_weights import ConversionError
 from fairseq_tokendrop.interop.tf_bert import read_tf_bert
 from tokendrop_readers.tf_checkpoint import CheckpointError, checkpoint_prefix
 
@@ -54,14 +52,14 @@ def read_bert_config(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, ValueError) as e:
-        raise ConversionError(f"{path}: cannot read it as a bert_config.json ({e})") from None
+        raise TokendropError(f"{path}: cannot read it as a bert_config.json ({e})") from None
 
 
 def convert(checkpoint, out_dir, vocab=None, bert_config=None, keep_segments=False):
     prefix = checkpoint_prefix(checkpoint)
     vocab = beside(prefix, vocab, "vocab.txt")
     if vocab is None:
-        raise ConversionError(f"no vocab.txt beside {prefix}: give the checkpoint's WordPiece vocabulary "
+        raise TokendropError(f"no vocab.txt beside {prefix}: give the checkpoint's WordPiece vocabulary "
                               "with --vocab")
     bert = read_tf_bert(prefix, read_bert_config(beside(prefix, bert_config, "bert_config.json")))
     log(f"{prefix}: a {bert.layout} checkpoint")
@@ -86,8 +84,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         convert(args.checkpoint, args.out_dir, args.vocab, args.bert_config, args.keep_segments)
-    except (CheckpointError, ConversionError, VocabError) as e:
-        sys.exit(f"import_tf: error: {e}")
+    except CheckpointError as e:  # the reader's, raised without the plugin (tokendrop_readers)
+        raise TokendropError(str(e)) from None
 
 
 if __name__ == "__main__":

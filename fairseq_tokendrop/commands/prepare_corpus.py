@@ -56,6 +56,7 @@ import sentencepiece
 
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.commands.log import command_log
+from fairseq_tokendrop.errors import TokendropError
 
 STAMP_VERSION = 1
 CHUNK_LINES = 2000
@@ -66,14 +67,6 @@ PACKING_HINTS = {
     "roberta": "--sample-break-mode none  (blocks of --tokens-per-sample tokens that cross documents)",
     "bert": "--sample-break-mode complete_doc  (whole sentences, one document per block)",
 }
-
-
-class CorpusError(Exception):
-    """A problem with the inputs or the output dir; main() prints it as one line and exits 1."""
-
-
-def fail(message):
-    raise CorpusError(message)
 
 
 log = command_log("prepare_corpus")
@@ -114,12 +107,13 @@ def read_lines(paths, progress=None):
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as err:
-                        fail(f"{path}: line {lineno} is not valid UTF-8 ({err.reason} at byte {err.start} of the line)")
+                        raise TokendropError(f"{path}: line {lineno} is not valid UTF-8 ({err.reason} at byte "
+                                             f"{err.start} of the line)")
                     if lineno == 1 and line.startswith("\ufeff"):  # byte-order mark
                         line = line[1:]
                     yield " ".join(line.split())
         except OSError as err:
-            fail(f"cannot read {path}: {err.strerror or err}")
+            raise TokendropError(f"cannot read {path}: {err.strerror or err}")
         yield ""
 
 
@@ -127,12 +121,12 @@ def check_inputs(split, paths):
     """Fail with the file's name unless every file can be read and the split has text."""
     for path in paths:
         if not os.path.exists(path):
-            fail(f"--{split} file not found: {path}")
+            raise TokendropError(f"--{split} file not found: {path}")
         if not os.path.isfile(path):
-            fail(f"--{split} path is not a regular file: {path}")
+            raise TokendropError(f"--{split} path is not a regular file: {path}")
     # Stops at the first line with text, so this costs nothing on a real corpus.
     if not any(read_lines(paths)):
-        fail(f"--{split} corpus is empty (no non-blank line) in: {', '.join(paths)}")
+        raise TokendropError(f"--{split} corpus is empty (no non-blank line) in: {', '.join(paths)}")
 
 
 def check_destdir(destdir):
@@ -144,7 +138,7 @@ def check_destdir(destdir):
             handle.write("ok")
         os.remove(probe)
     except OSError as err:
-        fail(f"output dir is not writable: {destdir} ({err.strerror or err})")
+        raise TokendropError(f"output dir is not writable: {destdir} ({err.strerror or err})")
 
 
 def fingerprint(paths):
@@ -209,7 +203,7 @@ def train_spm(args, destdir):
         # RuntimeError from sentencepiece's C++ code; keep it and stop instead.
         try:
             yield from filter(None, read_lines(args.train, progress))
-        except CorpusError as err:
+        except TokendropError as err:
             read_error.append(err)
 
     sentencepiece.set_random_generator_seed(args.seed)
@@ -228,7 +222,7 @@ def train_spm(args, destdir):
             num_threads=args.workers,
         )
     except RuntimeError as err:
-        read_error.append(CorpusError(f"sentencepiece training on {', '.join(args.train)} failed: {err}"))
+        read_error.append(TokendropError(f"sentencepiece training on {', '.join(args.train)} failed: {err}"))
     if read_error:
         for suffix in (".model", ".vocab"):
             remove_if_exists(prefix + suffix)
@@ -243,7 +237,7 @@ def copy_spm(source, destdir):
     try:
         sentencepiece.SentencePieceProcessor(model_file=source)
     except (OSError, RuntimeError) as err:
-        fail(f"--spm-model is not a readable sentencepiece model: {source} ({err})")
+        raise TokendropError(f"--spm-model is not a readable sentencepiece model: {source} ({err})")
     with atomic_path(os.path.join(destdir, SPM_MODEL)) as tmp:
         shutil.copyfile(source, tmp)
     remove_if_exists(os.path.join(destdir, SPM_VOCAB))
@@ -342,7 +336,8 @@ def binarize(destdir, workers):
         # fairseq's own log lines go to our stderr as its progress report.
         result = subprocess.run(command, stdout=2)
         if result.returncode != 0:
-            fail(f"fairseq-preprocess failed with exit code {result.returncode} (command: {' '.join(command)})")
+            raise TokendropError(f"fairseq-preprocess failed with exit code {result.returncode} "
+                                 f"(command: {' '.join(command)})")
         for name in sorted(os.listdir(tmp_dir)):
             os.replace(os.path.join(tmp_dir, name), os.path.join(destdir, name))
     finally:
@@ -414,7 +409,7 @@ def prepare(args):
     check_inputs("train", args.train)
     check_inputs("valid", args.valid)
     if args.spm_model is not None and not os.path.isfile(args.spm_model):
-        fail(f"--spm-model file not found: {args.spm_model}")
+        raise TokendropError(f"--spm-model file not found: {args.spm_model}")
     destdir = args.destdir
     check_destdir(destdir)
     start = time.time()
@@ -471,10 +466,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         prepare(args)
-    except CorpusError as err:
-        raise SystemExit(f"prepare_corpus: error: {err}")
     except OSError as err:  # e.g. the disk filling up in the middle of a step
-        raise SystemExit(f"prepare_corpus: error: {err}")
+        raise TokendropError(str(err)) from None
 
 
 if __name__ == "__main__":

@@ -28,15 +28,10 @@ import re
 import sys
 import time
 
+from fairseq_tokendrop.errors import TokendropError
 
 CHUNK = 1 << 22
 
-
-class ListError(SystemExit):
-    """A bad checksum list or directory: one line, exit status 1 (the plugin's FlagError format)."""
-
-    def __init__(self, message: str):
-        super().__init__(f"fairseq_tokendrop: error: {message}")
 
 MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
@@ -58,12 +53,12 @@ def parse_checksum_list(path: str):
             if not (size_ok and md5_ok) and (not in_table or not (size_ok or md5_ok)):
                 continue  # prose, a header row, or a row of some other three-column table
             if not md5_ok:
-                raise ListError(f"{path}: line {number}: {md5!r} is not an md5 (32 hex digits)")
+                raise TokendropError(f"{path}: line {number}: {md5!r} is not an md5 (32 hex digits)")
             if not size_ok:
-                raise ListError(f"{path}: line {number}: size {size!r} is not a number of bytes")
+                raise TokendropError(f"{path}: line {number}: size {size!r} is not a number of bytes")
             entries.append((name, int(size.replace(",", "")), md5.lower()))
     if not entries:
-        raise ListError(f"{path}: no (file, size, md5) rows found")
+        raise TokendropError(f"{path}: no (file, size, md5) rows found")
     return entries
 
 
@@ -121,7 +116,7 @@ def main(argv=None):
     if args.workers < 1:
         parser.error("--workers must be >= 1")
     if not os.path.isdir(args.directory):
-        raise ListError(f"{args.directory}: not a directory")
+        raise TokendropError(f"{args.directory}: not a directory")
     entries = parse_checksum_list(args.checksums)
     problems = verify(entries, args.directory, args.workers, args.progress_mb << 20)
     for line in problems:

@@ -26,7 +26,7 @@ from fairseq import metrics, modules
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..errors import FlagError
+from ..errors import TokendropError
 from ..method.flops import training_update_macs
 from ..method.importance import find_token_importance
 from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
@@ -57,13 +57,13 @@ def update_macs(model, src_tokens: Tensor, masked: Tensor, kept: int, full_pass:
 
 
 def check_sctd_args(cfg: MaskedLmTokenDropConfig) -> None:
-    """Raise FlagError for the first bad value, naming its flag."""
+    """Raise TokendropError for the first bad value, naming its flag."""
     if cfg.sctd_interval < 0:
-        raise FlagError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
+        raise TokendropError(f"--sctd-interval must be >= 0, got {cfg.sctd_interval}")
     if not 0.0 <= cfg.sctd_full_weight <= 1.0:
-        raise FlagError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
+        raise TokendropError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
     if not 0.0 <= cfg.sctd_kl_weight < math.inf:
-        raise FlagError(f"--sctd-kl-weight must be finite and >= 0, got {cfg.sctd_kl_weight}")
+        raise TokendropError(f"--sctd-kl-weight must be finite and >= 0, got {cfg.sctd_kl_weight}")
 
 
 class MlmPass(NamedTuple):

@@ -32,7 +32,7 @@ from fairseq import utils
 from fairseq.data import BaseWrapperDataset, RightPadDataset, SortDataset, data_utils, indexed_dataset
 
 from ..atomic_file import atomic_path
-from ..errors import FlagError
+from ..errors import TokendropError
 
 META_NAME = "premasked.json"
 FORMAT = "fairseq_tokendrop.premasked"
@@ -56,9 +56,9 @@ def read_meta(data_dir: str) -> dict:
     with open(os.path.join(data_dir, META_NAME), encoding="utf-8") as handle:
         meta = json.load(handle)
     if meta.get("format") != FORMAT:
-        raise FlagError(f"{data_dir}/{META_NAME}: not a {FORMAT} file")
+        raise TokendropError(f"{data_dir}/{META_NAME}: not a {FORMAT} file")
     if meta.get("version") not in READABLE_VERSIONS:
-        raise FlagError(f"{data_dir}/{META_NAME}: written by another version of the converter (v{meta.get('version')}, "
+        raise TokendropError(f"{data_dir}/{META_NAME}: written by another version of the converter (v{meta.get('version')}, "
                         f"this one reads v{'/v'.join(map(str, READABLE_VERSIONS))}): convert the data again")
     return meta
 
@@ -117,7 +117,7 @@ def publish_split(data_dir: str, split: str, tmp_prefix: str, entry: dict, vocab
             "format": FORMAT, "version": VERSION, "vocab_sha256": vocab_sha256,
             "dictionary_size": dictionary_size, "splits": {}}
         if meta["vocab_sha256"] != vocab_sha256:
-            raise FlagError(f"{path}: this dir was converted with another vocab.txt")
+            raise TokendropError(f"{path}: this dir was converted with another vocab.txt")
         meta["version"] = VERSION  # a v2 dir's other splits still read, without segments
         meta["splits"][split] = {**entry, "files": final}
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
@@ -134,14 +134,14 @@ def load_premasked_split(data_dir: str, split: str):
     for name, size in entry["files"].items():
         path = os.path.join(data_dir, name)
         if not os.path.exists(path) or os.path.getsize(path) != size:
-            raise FlagError(f"{path}: does not match {META_NAME} (an interrupted conversion?): "
+            raise TokendropError(f"{path}: does not match {META_NAME} (an interrupted conversion?): "
                             f"convert split '{split}' again")
     src, tgt, seg = (data_utils.load_indexed_dataset(os.path.join(data_dir, f"{split}.{s}"), None,
                                                      dataset_impl="mmap")
                      if f"{split}.{s}.bin" in entry["files"] else None for s in STREAMS)
     if len(src) != entry["examples"] or any(d is not None and not np.array_equal(src.sizes, d.sizes)
                                             for d in (tgt, seg)):
-        raise FlagError(f"{data_dir}: split '{split}' is inconsistent with {META_NAME}: convert it again")
+        raise TokendropError(f"{data_dir}: split '{split}' is inconsistent with {META_NAME}: convert it again")
     return src, tgt, seg, entry
 
 
@@ -163,7 +163,7 @@ def premasked_task_dataset(task, split: str, data_dir: str):
     src, tgt, seg, _ = load_premasked_split(data_dir, split)
     longest = int(src.sizes.max()) if len(src) else 0
     if longest > task.cfg.tokens_per_sample:
-        raise FlagError(f"--tokens-per-sample {task.cfg.tokens_per_sample} is shorter than the longest example "
+        raise TokendropError(f"--tokens-per-sample {task.cfg.tokens_per_sample} is shorter than the longest example "
                         f"({longest} tokens) of pre-masked split '{split}' in {data_dir}")
     pad = task.source_dictionary.pad()
     dataset = task._regular_dataset(src, RightPadDataset(tgt, pad_idx=pad))
@@ -198,6 +198,6 @@ def check_task_dictionary(task, data_dir: str) -> None:
     """The converter mapped [MASK] to the last id; the task must have put ``<mask>`` there, in a dict of that size."""
     size = read_meta(data_dir)["dictionary_size"]
     if len(task.source_dictionary) != size or task.mask_idx != size - 1:
-        raise FlagError(f"{data_dir}/dict.txt: {len(task.source_dictionary)} entries with <mask> at "
+        raise TokendropError(f"{data_dir}/dict.txt: {len(task.source_dictionary)} entries with <mask> at "
                         f"{task.mask_idx}, but the data was converted for {size} with <mask> last: "
                         "was dict.txt edited?")

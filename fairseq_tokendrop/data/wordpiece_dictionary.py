@@ -26,16 +26,13 @@ import numpy as np
 from fairseq.data import Dictionary
 
 from ..atomic_file import atomic_path
+from ..errors import TokendropError
 from .fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
 
 # BERT special token -> the fairseq symbol it becomes ([PAD] is a token of its own, see above).
 SPECIAL_TOKENS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": MASK_SYMBOL}
 # What a fairseq masked_lm dictionary holds besides dict.txt's entries: no wordpiece may be one of them.
 FAIRSEQ_SYMBOLS = frozenset(FAIRSEQ_SPECIALS + (MASK_SYMBOL,))
-
-
-class VocabError(ValueError):
-    """A vocab.txt that cannot be mapped; the message names the file and line."""
 
 
 def read_wordpiece_vocab(vocab_path: str) -> List[str]:
@@ -49,15 +46,15 @@ def read_wordpiece_vocab(vocab_path: str) -> List[str]:
     for line, token in enumerate(tokens, 1):
         if not token or any(c.isspace() for c in token):
             # dict.txt is "symbol count" per line: a symbol cannot be empty or hold whitespace.
-            raise VocabError(f"{vocab_path}: line {line}: token {token!r} is empty or contains whitespace")
+            raise TokendropError(f"{vocab_path}: line {line}: token {token!r} is empty or contains whitespace")
         if token in seen:
-            raise VocabError(f"{vocab_path}: line {line}: token {token!r} repeats line {seen[token]}")
+            raise TokendropError(f"{vocab_path}: line {line}: token {token!r} repeats line {seen[token]}")
         if token in FAIRSEQ_SYMBOLS:
-            raise VocabError(f"{vocab_path}: line {line}: token {token!r} is one of fairseq's own symbols")
+            raise TokendropError(f"{vocab_path}: line {line}: token {token!r} is one of fairseq's own symbols")
         seen[token] = line
     missing = [t for t in SPECIAL_TOKENS if t not in seen]
     if missing:
-        raise VocabError(f"{vocab_path}: special token(s) {', '.join(missing)} not found")
+        raise TokendropError(f"{vocab_path}: special token(s) {', '.join(missing)} not found")
     return tokens
 
 

@@ -21,9 +21,10 @@ from typing import Callable, List, Mapping, Sequence
 import torch
 
 from ..atomic_file import atomic_directory
-from ..data.wordpiece_dictionary import VocabError, read_wordpiece_vocab, wordpiece_to_fairseq
+from ..data.wordpiece_dictionary import read_wordpiece_vocab, wordpiece_to_fairseq
+from ..errors import TokendropError
 from . import sentencepiece_tokenizer, wordpiece_tokenizer
-from .hf_weights import (ConversionError, fairseq_to_hf_bert, fairseq_to_hf_roberta, hf_bert_config,
+from .hf_weights import (fairseq_to_hf_bert, fairseq_to_hf_roberta, hf_bert_config,
                          hf_roberta_config)
 
 HUB_SPM_NAME = "sentencepiece.bpe.model"  # the name fairseq's RobertaModel.from_pretrained looks for
@@ -47,11 +48,11 @@ class WordPieceVocabulary:
 def check_replaceable(out_dir: str, flag: str, export_files=EXPORT_FILES) -> None:
     """An existing ``out_dir`` is replaced only when it holds nothing but an export's files."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConversionError(f"{flag} {out_dir}: exists and is not a directory")
+        raise TokendropError(f"{flag} {out_dir}: exists and is not a directory")
     if os.path.isdir(out_dir):
         others = sorted(set(os.listdir(out_dir)) - export_files)
         if others:
-            raise ConversionError(f"{flag} {out_dir}: exists and holds files an export does not write "
+            raise TokendropError(f"{flag} {out_dir}: exists and holds files an export does not write "
                                   f"({', '.join(others[:3])}); give a new or empty directory")
 
 
@@ -83,12 +84,14 @@ def _wordpiece_export(tmp, state_dict, model_args, symbols, vocabulary, log) -> 
     try:
         dictionary, id_map = wordpiece_to_fairseq(path)
         tokens = read_wordpiece_vocab(path)
-    except (VocabError, OSError) as err:
-        raise ConversionError(f"--vocab: {err}") from None
+    except TokendropError as err:
+        raise TokendropError(f"--vocab: {err.message}") from None
+    except OSError as err:
+        raise TokendropError(f"--vocab: {err}") from None
     if list(dictionary.symbols) != list(symbols):
         differ = next((i for i, (a, b) in enumerate(zip(dictionary.symbols, symbols)) if a != b),
                       min(len(dictionary), len(symbols)))
-        raise ConversionError(f"{path} does not match the checkpoint's vocabulary: it gives {len(dictionary)} "
+        raise TokendropError(f"{path} does not match the checkpoint's vocabulary: it gives {len(dictionary)} "
                               f"dictionary entries, the checkpoint has {len(symbols)} embedding rows"
                               + (f", and entry {differ} differs" if len(dictionary) == len(symbols) else ""))
     wordpiece_tokenizer.write_tokenizer_files(tmp, path, tokens, vocabulary.lower_case, model_args["max_positions"])

@@ -14,8 +14,9 @@ from ..atomic_file import atomic_path
 from ..checkpoints.checkpoint_io import (atomic_torch_save, dimension_flags, fresh_training_state, restore_command,
                                          training_cfg, without_importance)
 from ..data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
+from ..errors import TokendropError
 from ..standalone import build_model
-from .hf_weights import ConversionError, fairseq_model_args, hf_to_fairseq, importance_to_fairseq
+from .hf_weights import fairseq_model_args, hf_to_fairseq, importance_to_fairseq
 
 ARCH = "tokendrop_roberta_base"
 
@@ -53,7 +54,7 @@ def write_import(out_dir, config, load, log, keep_segments=False, importance=Non
     extra_flags = []
     if keep_segments:
         if config.get("type_vocab_size", 1) < 2:
-            raise ConversionError(f"--keep-segments: the model has {config.get('type_vocab_size', 1)} token type, "
+            raise TokendropError(f"--keep-segments: the model has {config.get('type_vocab_size', 1)} token type, "
                                   "no segments to keep")
         model_args["num_segment"] = config["type_vocab_size"]
         extra_flags += ["--num-segment", str(config["type_vocab_size"])]

@@ -26,6 +26,7 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 from torch import Tensor
 
+from ..errors import TokendropError
 from ..method.pins import PIN
 from ..models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 
@@ -69,14 +70,10 @@ HF_LAYOUT = {
 HF_DROPPED = {"pooler": "bert.pooler.", "next-sentence head": "cls.seq_relationship."}
 
 
-class ConversionError(ValueError):
-    """Weights or a config that cannot be converted; the message says which key or field."""
-
-
 def _linear(sd: Mapping[str, Tensor], src: str, dst: str, out: Dict[str, Tensor], used: set) -> None:
     for p in ("weight", "bias"):
         if f"{src}.{p}" not in sd:
-            raise ConversionError(f"missing weight {src}.{p}")
+            raise TokendropError(f"missing weight {src}.{p}")
         out[f"{dst}.{p}"] = sd[f"{src}.{p}"]
         used.add(f"{src}.{p}")
 
@@ -84,7 +81,7 @@ def _linear(sd: Mapping[str, Tensor], src: str, dst: str, out: Dict[str, Tensor]
 def _check_all_used(sd: Mapping[str, Tensor], used: set, ignorable=lambda k: False) -> None:
     left = sorted(k for k in sd if k not in used and not ignorable(k))
     if left:
-        raise ConversionError(f"{len(left)} weight(s) with no counterpart: {', '.join(left[:8])}"
+        raise TokendropError(f"{len(left)} weight(s) with no counterpart: {', '.join(left[:8])}"
                               + (" ..." if len(left) > 8 else ""))
 
 
@@ -112,7 +109,7 @@ def check_exportable(model_args: Mapping, model_type: str = "roberta") -> None:
         problems.append("encoder_layers_to_keep (pruned layers)")
     if problems:
         name = {"roberta": "RobertaForMaskedLM", "bert": "BertForMaskedLM"}[model_type]
-        raise ConversionError(f"cannot export to HF {name}: " + "; ".join(problems))
+        raise TokendropError(f"cannot export to HF {name}: " + "; ".join(problems))
 
 
 def _hf_config(model_args: Mapping, model_type: str, vocab_size: int, max_position_embeddings: int) -> dict:
@@ -174,7 +171,7 @@ def _head_to_hf(sd: Mapping[str, Tensor], model_type: str, out: Dict[str, Tensor
     _linear(sd, FAIRSEQ_LM_HEAD + "dense", lay["dense"], out, used)
     _linear(sd, FAIRSEQ_LM_HEAD + "layer_norm", lay["norm"], out, used)
     if not torch.equal(sd[FAIRSEQ_LM_HEAD + "weight"], sd[FAIRSEQ_ENCODER + "embed_tokens.weight"]):
-        raise ConversionError("encoder.lm_head.weight differs from the token embeddings (untied head)")
+        raise TokendropError("encoder.lm_head.weight differs from the token embeddings (untied head)")
     used.add(FAIRSEQ_LM_HEAD + "weight")
 
 
@@ -246,16 +243,16 @@ def fairseq_model_args(hf_config: Mapping) -> dict:
     """The ``tokendrop_roberta`` arguments equal to an HF BERT/RoBERTa config."""
     kind = hf_config.get("model_type")
     if kind not in HF_LAYOUT:
-        raise ConversionError(f"config.json: model_type {kind!r} is not one of {sorted(HF_LAYOUT)}")
+        raise TokendropError(f"config.json: model_type {kind!r} is not one of {sorted(HF_LAYOUT)}")
     act = hf_config.get("hidden_act", "gelu")
     if act not in HF_ACTIVATIONS:
-        raise ConversionError(f"config.json: hidden_act {act!r} has no fairseq counterpart "
+        raise TokendropError(f"config.json: hidden_act {act!r} has no fairseq counterpart "
                               f"(supported: {sorted(HF_ACTIVATIONS)})")
     if kind == "roberta" and HF_ACTIVATIONS[act] != "gelu":
-        raise ConversionError(f"config.json: hidden_act {act!r}: HF's RoBERTa LM head applies gelu "
+        raise TokendropError(f"config.json: hidden_act {act!r}: HF's RoBERTa LM head applies gelu "
                               "regardless, fairseq's uses the layers' activation")
     if hf_config.get("position_embedding_type", "absolute") != "absolute":
-        raise ConversionError(f"config.json: position_embedding_type "
+        raise TokendropError(f"config.json: position_embedding_type "
                               f"{hf_config['position_embedding_type']!r}; only 'absolute' maps onto fairseq")
     return dict(
         encoder_layers=hf_config["num_hidden_layers"],
@@ -320,10 +317,10 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
                                   ("word_embeddings", "position_embeddings", "token_type_embeddings"))
     for key in (emb_key, pos_key, type_key):
         if key not in hf_sd:
-            raise ConversionError(f"missing weight {key}")
+            raise TokendropError(f"missing weight {key}")
     emb = hf_sd[emb_key]
     if int(perm.max()) >= emb.size(0):
-        raise ConversionError(f"the vocabulary has ids up to {int(perm.max())} but {emb_key} has "
+        raise TokendropError(f"the vocabulary has ids up to {int(perm.max())} but {emb_key} has "
                               f"{emb.size(0)} rows")
     known = perm >= 0
     if int(known.sum()) < emb.size(0):
@@ -357,12 +354,12 @@ def hf_to_fairseq(hf_sd: Mapping[str, Tensor], hf_config: Mapping, perm: Tensor,
     _linear(hf_sd, lay["norm"], FAIRSEQ_LM_HEAD + "layer_norm", out, used)
     bias = hf_sd.get(lay["bias"], hf_sd.get(lay["decoder"] + ".bias"))
     if bias is None:
-        raise ConversionError(f"missing weight {lay['bias']} (the MLM head's output bias)")
+        raise TokendropError(f"missing weight {lay['bias']} (the MLM head's output bias)")
     out[FAIRSEQ_LM_HEAD + "bias"] = _rows(bias, perm, NO_COUNTERPART_BIAS)
     out[FAIRSEQ_LM_HEAD + "weight"] = out[e + "embed_tokens.weight"]
     decoder = hf_sd.get(lay["decoder"] + ".weight")
     if decoder is not None and not torch.equal(decoder, emb):
-        raise ConversionError(f"{lay['decoder']}.weight differs from {emb_key}: an untied MLM decoder "
+        raise TokendropError(f"{lay['decoder']}.weight differs from {emb_key}: an untied MLM decoder "
                               "is not supported")
     used |= {lay["bias"], lay["decoder"] + ".weight", lay["decoder"] + ".bias"}
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 from ..data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
-from .hf_weights import UNK_IDX, ConversionError
+from ..errors import TokendropError
+from .hf_weights import UNK_IDX
 
 # Never in normalized text, where every space has become "▁": an entry holding one is never produced.
 UNREACHABLE_MARK = " "
@@ -60,9 +61,9 @@ def read_spm_model(path: str):
         with open(path, "rb") as handle:
             proto.ParseFromString(handle.read())
     except OSError as err:
-        raise ConversionError(f"{path}: cannot read the sentencepiece model ({err.strerror or err})")
+        raise TokendropError(f"{path}: cannot read the sentencepiece model ({err.strerror or err})")
     except Exception as err:  # protobuf's DecodeError
-        raise ConversionError(f"{path}: not a sentencepiece model ({err})")
+        raise TokendropError(f"{path}: not a sentencepiece model ({err})")
     problems = []
     if not proto.pieces:
         problems.append("no pieces")
@@ -73,7 +74,7 @@ def read_spm_model(path: str):
     if proto.trainer_spec.treat_whitespace_as_suffix or not proto.normalizer_spec.escape_whitespaces:
         problems.append("whitespace not escaped as a '▁' prefix")
     if problems:
-        raise ConversionError(f"{path}: cannot be reproduced as a Hugging Face tokenizer: {'; '.join(problems)}")
+        raise TokendropError(f"{path}: cannot be reproduced as a Hugging Face tokenizer: {'; '.join(problems)}")
     return proto
 
 
@@ -93,7 +94,7 @@ class SpmVocabulary:
 def hf_vocabulary(proto, symbols: Sequence[str], spm_path: str) -> SpmVocabulary:
     """``symbols``: the fairseq dictionary in id order (``<s> <pad> </s> <unk>`` first, ``<mask>`` last)."""
     if tuple(symbols[:4]) != FAIRSEQ_SPECIALS or symbols[-1] != MASK_SYMBOL:
-        raise ConversionError(f"the dictionary does not start with {' '.join(FAIRSEQ_SPECIALS)} and end with "
+        raise TokendropError(f"the dictionary does not start with {' '.join(FAIRSEQ_SPECIALS)} and end with "
                               f"{MASK_SYMBOL}")
     scores = {p.piece: p.score for p in proto.pieces if p.type in EMITTED_TYPES}
     tokens, unreachable = [], []
@@ -106,7 +107,7 @@ def hf_vocabulary(proto, symbols: Sequence[str], spm_path: str) -> SpmVocabulary
             unreachable.append(symbol)
             tokens.append((symbol + UNREACHABLE_MARK, 0.0))
     if len(unreachable) > (len(symbols) - len(FAIRSEQ_SPECIALS) - 1) / 2:
-        raise ConversionError(f"{spm_path} does not match the dictionary: {len(unreachable)} of its "
+        raise TokendropError(f"{spm_path} does not match the dictionary: {len(unreachable)} of its "
                               f"{len(symbols)} entries are no piece of this model (e.g. {unreachable[0]!r})")
     in_dictionary = set(symbols)
     size = len(tokens)

@@ -40,7 +40,8 @@ import torch
 
 from tokendrop_readers.tf_checkpoint import OBJECT_GRAPH, TFCheckpoint
 
-from .hf_weights import BERT_LAYER_NORM_EPS, ConversionError
+from ..errors import TokendropError
+from .hf_weights import BERT_LAYER_NORM_EPS
 
 # google-research bert_config.json "hidden_act" -> HF hidden_act (modeling.get_activation)
 TF1_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu"}
@@ -124,12 +125,12 @@ def _canonical_tf2(keys: Iterable[str], full_names: Mapping[str, str], source: s
             if match:
                 canonical = tf1.format(**match.groupdict())
                 if canonical in found:
-                    raise ConversionError(f"{source}: {found[canonical]} and {key} are both {name}: more than one "
+                    raise TokendropError(f"{source}: {found[canonical]} and {key} are both {name}: more than one "
                                           "encoder or head in the checkpoint")
                 found[canonical] = key
                 break
         else:
-            raise ConversionError(f"{source}: unknown variable {name or '(no name)'} ({key}) for a TF2 "
+            raise TokendropError(f"{source}: unknown variable {name or '(no name)'} ({key}) for a TF2 "
                                   "Model Garden BERT checkpoint")
     return found
 
@@ -144,7 +145,7 @@ def _canonical_tf1(keys: Iterable[str], source: str) -> Dict[str, str]:
         if key in TF1_SKIPPED_NAMES or key.rsplit("/", 1)[-1] in TF1_SKIPPED_LEAVES:
             continue
         if not _tf1_known(key):
-            raise ConversionError(f"{source}: unknown variable {key} for a TF1 BERT checkpoint")
+            raise TokendropError(f"{source}: unknown variable {key} for a TF1 BERT checkpoint")
         found[key] = key
     return found
 
@@ -179,7 +180,7 @@ def _check_complete(canonical: Mapping[str, str], layout: str, source: str) -> i
     for name in _required(num_layers):
         if name not in canonical:
             shown = name if layout == "tf1" else _model_garden_name(name)
-            raise ConversionError(f"{source}: missing variable {shown} for a {layout} BERT checkpoint")
+            raise TokendropError(f"{source}: missing variable {shown} for a {layout} BERT checkpoint")
     return num_layers
 
 
@@ -237,18 +238,18 @@ def _config(layout: str, shapes: Callable[[str], Tuple[int, ...]], num_layers: i
     notes = []
     if layout == "tf1":
         if bert_config is None:
-            raise ConversionError(f"{source}: a TF1 checkpoint does not record its number of attention heads "
+            raise TokendropError(f"{source}: a TF1 checkpoint does not record its number of attention heads "
                                   "or activation: give the bert_config.json that came with it")
         act = bert_config.get("hidden_act")
         if act not in TF1_ACTIVATIONS:
-            raise ConversionError(f"bert_config.json: hidden_act {act!r} is not one of {sorted(TF1_ACTIVATIONS)}")
+            raise TokendropError(f"bert_config.json: hidden_act {act!r} is not one of {sorted(TF1_ACTIVATIONS)}")
         checks = {"hidden_size": hidden, "vocab_size": vocab, "num_hidden_layers": num_layers,
                   "intermediate_size": config["intermediate_size"],
                   "max_position_embeddings": config["max_position_embeddings"],
                   "type_vocab_size": config["type_vocab_size"]}
         for key, value in checks.items():
             if key in bert_config and bert_config[key] != value:
-                raise ConversionError(f"bert_config.json: {key} is {bert_config[key]} but {source} has {value}")
+                raise TokendropError(f"bert_config.json: {key} is {bert_config[key]} but {source} has {value}")
         config.update(num_attention_heads=bert_config["num_attention_heads"], hidden_act=TF1_ACTIVATIONS[act])
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range"):
             config[key] = bert_config.get(key, config[key])
@@ -261,7 +262,7 @@ def _config(layout: str, shapes: Callable[[str], Tuple[int, ...]], num_layers: i
         notes.append("a TF2 checkpoint does not record its activation: Model Garden's default tanh GELU is "
                      "assumed (HF gelu_new)")
     if hidden % config["num_attention_heads"]:
-        raise ConversionError(f"{source}: hidden size {hidden} is not a multiple of "
+        raise TokendropError(f"{source}: hidden size {hidden} is not a multiple of "
                               f"{config['num_attention_heads']} attention heads")
     return config, notes
 
@@ -277,7 +278,7 @@ def tf_bert_to_hf(keys: Iterable[str], full_names: Mapping[str, str], read: Call
         canonical = _canonical_tf2(keys, full_names, source)
     else:
         if "bert/embeddings/word_embeddings" not in keys:
-            raise ConversionError(f"{source}: missing variable bert/embeddings/word_embeddings, and no TF2 object "
+            raise TokendropError(f"{source}: missing variable bert/embeddings/word_embeddings, and no TF2 object "
                                   "graph: not a TF1 or TF2 BERT checkpoint")
         canonical = _canonical_tf1(keys, source)
     layout = detect_layout(keys, canonical)

@@ -15,7 +15,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.utils import safe_getattr
 
-from ..errors import FlagError
+from ..errors import TokendropError
 from ..method.importance import TokenImportance
 from ..method.keep_schedule import FORMAT, KeepSchedule, parse_keep_schedule
 from ..method.noise import MicroBatchNoise
@@ -93,7 +93,7 @@ def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
         if not symbol:
             continue
         if symbol not in dictionary.indices:
-            raise FlagError(f"{flag}: symbol {symbol!r} is not in the dictionary")
+            raise TokendropError(f"{flag}: symbol {symbol!r} is not in the dictionary")
         ids.append(dictionary.indices[symbol])
     return ids
 
@@ -118,7 +118,7 @@ def keep_schedule(args) -> Optional[KeepSchedule]:
     try:
         return parse_keep_schedule(text, sequence_length(args))
     except ValueError as e:
-        raise FlagError(f"--token-keep-schedule {text}: {e}")
+        raise TokendropError(f"--token-keep-schedule {text}: {e}")
 
 
 def random_ltd_layers(args) -> Tuple[int, ...]:
@@ -127,7 +127,7 @@ def random_ltd_layers(args) -> Tuple[int, ...]:
     try:
         return parse_layers(text, args.encoder_layers)
     except ValueError as e:
-        raise FlagError(f"--random-ltd-layers {text}: {e}")
+        raise TokendropError(f"--random-ltd-layers {text}: {e}")
 
 
 def drops_tokens(args) -> bool:
@@ -136,42 +136,42 @@ def drops_tokens(args) -> bool:
 
 
 def validate(args, dictionary) -> None:
-    """Raise FlagError for the first bad value, naming its flag."""
+    """Raise TokendropError for the first bad value, naming its flag."""
     if not 0.0 <= args.token_drop < 1.0:
-        raise FlagError(f"--token-drop must be in [0, 1), got {args.token_drop}")
+        raise TokendropError(f"--token-drop must be in [0, 1), got {args.token_drop}")
     if args.num_segment < 0:
-        raise FlagError(f"--num-segment must be >= 0, got {args.num_segment}")
+        raise TokendropError(f"--num-segment must be >= 0, got {args.num_segment}")
     if not 0 < args.layer_norm_eps < 1:
-        raise FlagError(f"--layer-norm-eps must be in (0, 1), got {args.layer_norm_eps}")
+        raise TokendropError(f"--layer-norm-eps must be in (0, 1), got {args.layer_norm_eps}")
     if args.token_keep_k < 0:
-        raise FlagError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
+        raise TokendropError(f"--token-keep-k must be >= 0, got {args.token_keep_k}")
     given = [flag for flag, on in (("--token-drop", args.token_drop > 0), ("--token-keep-k", args.token_keep_k > 0),
                                    ("--token-keep-schedule", bool(args.token_keep_schedule))) if on]
     if len(given) > 1:
-        raise FlagError("give at most one of --token-drop, --token-keep-k and --token-keep-schedule, "
+        raise TokendropError("give at most one of --token-drop, --token-keep-k and --token-keep-schedule, "
                         f"got {' and '.join(given)}")
     keep_schedule(args)
     dropping = drops_tokens(args)
     if args.token_drop_strategy not in STRATEGIES:
-        raise FlagError(f"--token-drop-strategy must be one of {STRATEGIES}, got {args.token_drop_strategy!r}")
+        raise TokendropError(f"--token-drop-strategy must be one of {STRATEGIES}, got {args.token_drop_strategy!r}")
     if args.random_ltd_layers and args.token_drop_strategy != "random-ltd":
-        raise FlagError(f"--random-ltd-layers applies to --token-drop-strategy random-ltd only, "
+        raise TokendropError(f"--random-ltd-layers applies to --token-drop-strategy random-ltd only, "
                         f"got --token-drop-strategy {args.token_drop_strategy}")
     if args.token_drop_strategy == "random-ltd":
         random_ltd_layers(args)
     if not 0.0 <= args.token_importance_beta < 1.0:
-        raise FlagError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
+        raise TokendropError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
     if not -PIN < args.token_importance_init < PIN:  # the pins must stay the extremes; NaN fails too
-        raise FlagError(f"--token-importance-init must be in (-{PIN:g}, {PIN:g}), the allow/deny pins, "
+        raise TokendropError(f"--token-importance-init must be in (-{PIN:g}, {PIN:g}), the allow/deny pins, "
                         f"got {args.token_importance_init}")
     if dropping and args.encoder_layers < MIN_LAYERS:
-        raise FlagError(f"--encoder-layers must be >= {MIN_LAYERS} for token dropping, got {args.encoder_layers}")
+        raise TokendropError(f"--encoder-layers must be >= {MIN_LAYERS} for token dropping, got {args.encoder_layers}")
     if dropping and safe_getattr(args, "encoder_layerdrop", 0.0) > 0:
-        raise FlagError("--encoder-layerdrop cannot be combined with token dropping")
+        raise TokendropError("--encoder-layerdrop cannot be combined with token dropping")
     both = set(symbol_ids("--token-allow-list", args.token_allow_list, dictionary)) & set(
         symbol_ids("--token-deny-list", args.token_deny_list, dictionary))
     if both:
-        raise FlagError(f"--token-deny-list: {dictionary[min(both)]!r} is also in --token-allow-list")
+        raise TokendropError(f"--token-deny-list: {dictionary[min(both)]!r} is also in --token-allow-list")
 
 
 def build_strategy(args, importance: TokenImportance, padding_idx: int):

@@ -23,7 +23,7 @@ from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr, safe_hasattr
 
 from ..checkpoints.scores_in_state_dict import keep_scores_in_state_dict
-from ..errors import CheckpointMismatch, FlagError
+from ..errors import TokendropError
 from ..checkpoints.saved_scores import load_init_scores
 from ..method.importance import TokenImportance
 from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
@@ -59,7 +59,7 @@ class TokenDropRobertaModel(RobertaModel):
         if encoder.strategy is not None and encoder.strategy.moves_importance and not getattr(
                 task, "feeds_token_importance", False):
             name = safe_getattr(getattr(task, "cfg", None), "_name", type(task).__name__)
-            raise FlagError(f"--task {name} never updates token importance: use --task masked_lm_tokendrop, "
+            raise TokendropError(f"--task {name} never updates token importance: use --task masked_lm_tokendrop, "
                             f"or {WITHOUT_UPDATES}")
         set_layer_norm_eps(encoder, args.layer_norm_eps)
         if args.checkpoint_activations:
@@ -93,7 +93,7 @@ class TokenDropRobertaModel(RobertaModel):
         key = (name + "." if name else "") + "encoder.sentence_encoder.embed_tokens.weight"
         ours = self.encoder.sentence_encoder.embed_tokens.num_embeddings
         if key in state_dict and state_dict[key].size(0) != ours:
-            raise CheckpointMismatch(
+            raise TokendropError(
                 f"the checkpoint's vocabulary has {state_dict[key].size(0)} entries ({key}) but the "
                 f"dictionary has {ours}: use the dict.txt of the data the checkpoint was trained on")
 

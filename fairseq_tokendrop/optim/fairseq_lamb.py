@@ -25,7 +25,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer
 from omegaconf import II
 
-from ..errors import FlagError
+from ..errors import TokendropError
 from .lamb import NO_CLIPPING, Lamb
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def parse_betas(value):
     except (ValueError, TypeError, SyntaxError):
         betas = ()
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise FlagError(f"--lamb-betas: expected two numbers in [0, 1) such as '(0.9, 0.999)', got {value!r}")
+        raise TokendropError(f"--lamb-betas: expected two numbers in [0, 1) such as '(0.9, 0.999)', got {value!r}")
     return betas
 
 
@@ -90,7 +90,7 @@ class FairseqLamb(FairseqOptimizer):
         super().__init__(cfg)
         if cfg.lamb_eps < 0 or cfg.weight_decay < 0:
             flag = "--lamb-eps" if cfg.lamb_eps < 0 else "--weight-decay"
-            raise FlagError(f"{flag}: must be >= 0")
+            raise TokendropError(f"{flag}: must be >= 0")
         params = list(params)
         groups = parameter_groups(params, cfg.lamb_no_decay_bias_and_norm)
         fused = apex_fused_lamb(params)

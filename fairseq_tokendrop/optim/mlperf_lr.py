@@ -21,7 +21,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler
 from omegaconf import II
 
-from ..errors import FlagError
+from ..errors import TokendropError
 
 
 @dataclass
@@ -53,14 +53,14 @@ class MlperfPolynomialSchedule(FairseqLRScheduler):
     def __init__(self, cfg: MlperfPolynomialConfig, optimizer):
         super().__init__(cfg, optimizer)
         if len(cfg.lr) != 1:
-            raise FlagError(f"--lr: --lr-scheduler mlperf_polynomial takes one value, got {list(cfg.lr)}")
+            raise TokendropError(f"--lr: --lr-scheduler mlperf_polynomial takes one value, got {list(cfg.lr)}")
         if cfg.total_num_update <= 0:
-            raise FlagError("--total-num-update (or --max-update): mlperf_polynomial needs a positive number of updates")
+            raise TokendropError("--total-num-update (or --max-update): mlperf_polynomial needs a positive number of updates")
         if cfg.warmup_updates < 0:
-            raise FlagError(f"--warmup-updates: must be >= 0, got {cfg.warmup_updates}")
+            raise TokendropError(f"--warmup-updates: must be >= 0, got {cfg.warmup_updates}")
         if cfg.warmup_start_update > 0:
             # TF's formula gives a negative learning rate before a positive start
-            raise FlagError(f"--warmup-start-update: must be <= 0, got {cfg.warmup_start_update}")
+            raise TokendropError(f"--warmup-start-update: must be <= 0, got {cfg.warmup_start_update}")
         self.optimizer.set_lr(self.learning_rate(0))
 
     def learning_rate(self, num_updates):

@@ -44,15 +44,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..atomic_file import atomic_path
+from ..errors import TokendropError
 
 SEED_SUFFIX = re.compile(r"^(?P<mode>.+)_seed\d+$")
 SHORTFALL = 0.05  # a run this much short of the baseline's compute still counts as equal compute
 FIGSIZE, DPI = (11.0, 4.2), 100  # the PNG is 1100 x 420 pixels
-
-
-class LogError(SystemExit):
-    def __init__(self, message: str):
-        super().__init__(f"compare_runs: error: {message}")
 
 
 @dataclass
@@ -83,9 +79,9 @@ def find_log(path: Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise LogError(f"--runs {path}: no such run directory or log file")
+        raise TokendropError(f"--runs {path}: no such run directory or log file")
     if not (path / "train.log").is_file():
-        raise LogError(f"--runs {path}: no train.log in it (pass the log file itself if it has another name)")
+        raise TokendropError(f"--runs {path}: no train.log in it (pass the log file itself if it has another name)")
     return path / "train.log"
 
 
@@ -100,7 +96,7 @@ def read_records(log: Path) -> Dict[str, list]:
                 try:
                     found[match.group(1)].append(json.loads(match.group(2)))
                 except json.JSONDecodeError as e:
-                    raise LogError(f"{log}:{number}: unreadable JSON record ({e.msg})")
+                    raise TokendropError(f"{log}:{number}: unreadable JSON record ({e.msg})")
     return found
 
 
@@ -112,11 +108,11 @@ def knots(log: Path, inner: list, epochs: list):
         for record in records:
             record = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
             if "macs" not in record:
-                raise LogError(f"{log}: a {kind} record has no 'macs' (train with "
+                raise TokendropError(f"{log}: a {kind} record has no 'macs' (train with "
                                "--criterion masked_lm_tokendrop; the baseline is --token-drop 0)")
             updates = int(record["num_updates"])
             if updates <= last:
-                raise LogError(f"{log}: num_updates goes back from {last} to {updates} (a resumed run?); "
+                raise TokendropError(f"{log}: num_updates goes back from {last} to {updates} (a resumed run?); "
                                "compare_runs reads one uninterrupted session per log")
             total += float(record["macs"]) * (updates - last)
             last = updates
@@ -137,16 +133,16 @@ def load_run(path: Path) -> Run:
     log = find_log(path)
     records = read_records(log)
     if not records["train_inner"] and not records["train"]:
-        raise LogError(f"{log}: no train_inner/train JSON records (was it run with --log-format json?)")
+        raise TokendropError(f"{log}: no train_inner/train JSON records (was it run with --log-format json?)")
     if not records["valid"]:
-        raise LogError(f"{log}: no valid JSON records (validation disabled?)")
+        raise TokendropError(f"{log}: no valid JSON records (validation disabled?)")
     points = knots(log, records["train_inner"], records["train"])
     updates, macs, wall = ([p[i] for p in points] for i in range(3))
     valid = []
     for record in records["valid"]:
         u = int(record["valid_num_updates"])
         if u > updates[-1]:
-            raise LogError(f"{log}: a validation at update {u} after the last training record ({updates[-1]})")
+            raise TokendropError(f"{log}: a validation at update {u} after the last training record ({updates[-1]})")
         valid.append(Validation(u, interpolate(u, updates, macs), interpolate(u, updates, wall),
                                 float(record["valid_mlm_acc"]), float(record["valid_loss"])))
     name = path.parent.name if path.is_file() else path.name
@@ -284,7 +280,7 @@ def main(argv=None):
         modes.setdefault(run.mode, []).append(run)
     baseline = args.baseline or next(iter(modes))
     if baseline not in modes:
-        raise LogError(f"--baseline {baseline}: no such mode among {', '.join(modes)}")
+        raise TokendropError(f"--baseline {baseline}: no such mode among {', '.join(modes)}")
     summary = summarize(modes, baseline, args.target)
     print(table(summary))
     if args.plot:

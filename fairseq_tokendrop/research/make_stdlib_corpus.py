@@ -47,6 +47,8 @@ import subprocess
 import sys
 import time
 
+from ..errors import TokendropError
+
 # Modules that open windows or browsers, print on import, or only hold tests.
 SKIP_TOP_LEVEL = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test"}
 SKIP_SUBMODULES = {"test", "tests", "idle_test", "__main__"}
@@ -307,11 +309,11 @@ def main(argv=None):
         collect_child(args.child)
         return
     if not hasattr(sys, "stdlib_module_names"):
-        raise SystemExit("make_stdlib_corpus: error: needs Python 3.10 or newer (sys.stdlib_module_names)")
+        raise TokendropError("make_stdlib_corpus needs Python 3.10 or newer (sys.stdlib_module_names)")
     try:
         os.makedirs(args.out_dir, exist_ok=True)
     except OSError as err:
-        raise SystemExit(f"make_stdlib_corpus: error: cannot create output dir {args.out_dir}: {err}")
+        raise TokendropError(f"cannot create output dir {args.out_dir}: {err}")
 
     stdlib = [n for n in public_names(sys.stdlib_module_names) if n not in SKIP_TOP_LEVEL]
     packages = [package for package in dict.fromkeys(args.packages) if package not in stdlib]
@@ -328,7 +330,7 @@ def main(argv=None):
     try:
         counts = write_corpus(args.out_dir, itertools.islice(documents, args.max_docs), every_kth)
     except OSError as err:
-        raise SystemExit(f"make_stdlib_corpus: error: cannot write to {args.out_dir}: {err}")
+        raise TokendropError(f"cannot write to {args.out_dir}: {err}")
     finally:
         documents.close()
     if stats["failed_modules"]:

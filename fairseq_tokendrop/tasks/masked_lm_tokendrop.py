@@ -26,7 +26,7 @@ from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 from ..training import trainer_steps
 from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
-from ..errors import FlagError
+from ..errors import TokendropError
 from ..method.strategies import WITHOUT_UPDATES
 from ..training.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
@@ -44,7 +44,7 @@ def check_ddp_backend(ddp_backend: str) -> None:
     per-layer wrapping would cover it as it covers the others.)
     """
     if ddp_backend == "fully_sharded":
-        raise FlagError("--ddp-backend fully_sharded is not supported by --task masked_lm_tokendrop (never run: "
+        raise TokendropError("--ddp-backend fully_sharded is not supported by --task masked_lm_tokendrop (never run: "
                         "fairscale's FSDP needs CUDA); use --ddp-backend c10d (the default), pytorch_ddp or legacy_ddp")
 
 
@@ -110,7 +110,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
     def _schedule_mlperf_eval(self):
         root = self.cfg._get_parent()  # fairseq parents task configs on the run's full config
         if root is None:
-            raise FlagError("--stop-at-mlm-acc / --eval-interval-samples need fairseq-train's configuration")
+            raise TokendropError("--stop-at-mlm-acc / --eval-interval-samples need fairseq-train's configuration")
         dataset, checkpoint = root.dataset, root.checkpoint
         if self.cfg.eval_interval_samples:
             batch = global_batch_size(dataset.batch_size, root.optimization.update_freq,
@@ -119,7 +119,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             for flag, value in (("--validate-interval-updates", dataset.validate_interval_updates),
                                 ("--save-interval-updates", checkpoint.save_interval_updates)):
                 if value and value != updates:
-                    raise FlagError(f"--eval-interval-samples {self.cfg.eval_interval_samples} means every "
+                    raise TokendropError(f"--eval-interval-samples {self.cfg.eval_interval_samples} means every "
                                     f"{updates} updates at global batch {batch}, but {flag} is {value}")
             dataset.validate_interval_updates = checkpoint.save_interval_updates = updates
             logger.info(f"validating and saving every {updates} updates: {samples} samples "
@@ -127,9 +127,9 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         if not self.cfg.stop_at_mlm_acc:
             return None
         if not 0.0 < self.cfg.stop_at_mlm_acc <= 1.0:
-            raise FlagError(f"--stop-at-mlm-acc must be in (0, 1], got {self.cfg.stop_at_mlm_acc}")
+            raise TokendropError(f"--stop-at-mlm-acc must be in (0, 1], got {self.cfg.stop_at_mlm_acc}")
         if "," in dataset.valid_subset:
-            raise FlagError(f"--stop-at-mlm-acc watches one validation set, got --valid-subset {dataset.valid_subset}")
+            raise TokendropError(f"--stop-at-mlm-acc watches one validation set, got --valid-subset {dataset.valid_subset}")
         if not checkpoint.no_save:
             check_saves_follow_validation(dataset.validate_interval_updates, checkpoint.save_interval_updates,
                                           dataset.validate_interval, checkpoint.save_interval)
@@ -193,6 +193,6 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         criterion = super().build_criterion(cfg, from_checkpoint)
         if self.model_needs_importance_updates and not isinstance(criterion, MaskedLmTokenDropLoss):
             name = getattr(cfg, "_name", type(criterion).__name__)
-            raise FlagError(f"--criterion {name} never updates token importance: use "
+            raise TokendropError(f"--criterion {name} never updates token importance: use "
                             f"--criterion masked_lm_tokendrop, or {WITHOUT_UPDATES}")
         return criterion

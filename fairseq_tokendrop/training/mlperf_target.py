@@ -38,7 +38,7 @@ import time
 from typing import Optional
 
 from ..atomic_file import atomic_path
-from ..errors import FlagError
+from ..errors import TokendropError
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +61,16 @@ def eval_interval_updates(spec: str, global_batch: int) -> tuple:
         try:
             samples = int(spec)
         except ValueError:
-            raise FlagError(f"{flag} must be 'mlperf' or a number of samples, got {spec!r}")
+            raise TokendropError(f"{flag} must be 'mlperf' or a number of samples, got {spec!r}")
         if samples <= 0:
-            raise FlagError(f"{flag} must be positive, got {samples}")
+            raise TokendropError(f"{flag} must be positive, got {samples}")
     return samples, max(1, math.ceil(samples / global_batch))
 
 
 def global_batch_size(batch_size: Optional[int], update_freq, world_size: int) -> int:
     """Samples per update: per-GPU ``--batch-size`` x ``--update-freq`` x world size."""
     if not batch_size:
-        raise FlagError("--eval-interval-samples counts samples, so it needs a fixed --batch-size "
+        raise TokendropError("--eval-interval-samples counts samples, so it needs a fixed --batch-size "
                         "(with only --max-tokens the samples per update vary)")
     # --update-freq is a per-epoch list; the first entry is what the run starts with
     freq = update_freq if isinstance(update_freq, int) else update_freq[0]
@@ -94,7 +94,7 @@ def check_saves_follow_validation(validate_interval_updates: int, save_interval_
         problems.append(f"--validate-interval {validate_interval} is not a multiple of "
                         f"--save-interval {save_interval}")
     if problems:
-        raise FlagError("--stop-at-mlm-acc stores the checkpoint of the update that reached the target, "
+        raise TokendropError("--stop-at-mlm-acc stores the checkpoint of the update that reached the target, "
                         "so every validation must come with a save: " + "; ".join(problems))
 
 
@@ -114,7 +114,7 @@ class StopAtTarget:
         meter = agg["mlm_acc"] if "mlm_acc" in agg else None
         acc = meter.avg if meter is not None else stats.get("mlm_acc")
         if acc is None:
-            raise FlagError("--stop-at-mlm-acc: validation logged no mlm_acc; "
+            raise TokendropError("--stop-at-mlm-acc: validation logged no mlm_acc; "
                             "use --criterion masked_lm_tokendrop")
         if float(acc) >= self.target:
             self.reached = {"update": int(stats["num_updates"]), "mlm_acc": float(acc),
