@@ -9,6 +9,7 @@ import pytest
 from fairseq_tokendrop.method import flops
 
 from conftest import REPO
+from hand_macs import layer_by_hand, mlm_head_by_hand
 
 
 def test_small_configuration_matches_a_hand_count():
@@ -46,27 +47,15 @@ def test_sctd_average_adds_one_full_pass_every_f_updates():
     assert flops.sctd_ideal_ratio(drop, 0) == drop
 
 
-def matmul_macs(*shapes):
-    """MACs of matmuls given as (rows, inner, columns)."""
-    return sum(rows * inner * cols for rows, inner, cols in shapes)
-
-
-def layer_by_hand(queries, keys, d, f, heads, kv_tokens=None):
-    """Every matmul of one encoder layer, as fairseq's TransformerEncoderLayer and HF's BertLayer run them:
-    the query projection on the queries, the key and value projections on ``kv_tokens`` (the keys; another
-    count only to show a miscount), per head QK^T and the weighted sum of V, then the output projection and
-    the FFN's two matmuls on the queries."""
-    kv_tokens = keys if kv_tokens is None else kv_tokens
-    head_dim = d // heads
-    projections = matmul_macs((queries, d, d), (kv_tokens, d, d), (kv_tokens, d, d), (queries, d, d))
-    attention = heads * matmul_macs((queries, head_dim, keys), (queries, keys, head_dim))
-    return projections + attention + matmul_macs((queries, d, f), (queries, f, d))
+def hand_layer(q, s, d, f):
+    """One layer, q queries over s keys and values, by hand (the number of heads does not change it)."""
+    return layer_by_hand(q, s, d, f, heads=1)
 
 
 def test_random_ltd_layout_matches_a_hand_count():
     # N=6, layers 1-4 wrapped: layers 0 and 5 full, four layers of K queries over the same K tokens
     d, f, T, K = 8, 16, 10, 4
-    assert (layer_by_hand(T, T, d, f, heads=2), layer_by_hand(K, K, d, f, heads=2)) == (6720, 2304)
+    assert (hand_layer(T, T, d, f), hand_layer(K, K, d, f)) == (6720, 2304)
     assert flops.encoder_macs(6, d, f, T, K, layerwise=4) == 2 * 6720 + 4 * 2304
     assert flops.encoder_macs(6, d, f, T, K, layerwise=2) == 4 * 6720 + 2 * 2304  # --random-ltd-layers 2,3
     assert flops.encoder_macs(6, d, f, T, T, layerwise=4) == 6 * 6720  # a kept length of T drops nothing
@@ -86,7 +75,7 @@ def test_bert_base_macs_equal_a_hand_count_per_layer():
     full = layer_by_hand(512, 512, **BERT_BASE)
     cross = layer_by_hand(256, 512, **BERT_BASE)  # the 256 kept queries over all 512 keys and values
     kept = layer_by_hand(256, 256, **BERT_BASE)
-    head = matmul_macs((77, 768, 768), (77, 768, 50_000))  # dense, then the vocabulary, masked positions only
+    head = mlm_head_by_hand(77, 768, 50_000)
     assert (full, cross, kept, head) == (4_026_531_840, 2_315_255_808, 1_912_602_624, 3_002_216_448)
     # token dropping: layers 0-4 full, 5 cross, 6-10 kept, 11 full; random-LTD: layers 1-10 wrapped
     baseline, dropping, layerwise = 12 * full, 6 * full + cross + 5 * kept, 2 * full + 10 * kept
