@@ -101,7 +101,7 @@ STRATEGIES = {"random": 1, "random-ltd": 4}  # strategy: how many draws a forwar
 
 @pytest.fixture(scope="module", params=list(STRATEGIES))
 def drawn(request):
-    """(strategy, kept cells of seed 1, of seed 2, the expected layout)."""
+    """(strategy, the tokens, the kept cells of the first seed and of the second, the expected layout)."""
     strategy = request.param
     tokens = random_tokens(tiny_dictionary(), len(PAD_TAIL), T, pad_tail=PAD_TAIL)
     first, second = (draws(strategy, seed, tokens) for seed in SEEDS)
