@@ -51,6 +51,7 @@ setup(
         "hf": ["transformers", "safetensors", "protobuf"],
         # The research tools' plots (compare_runs' curves, Agg backend, no display).
         "research": ["matplotlib"],
-        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib"],
+        # scipy: the exact laws the random draws are held to (fairseq brings it too, through scikit-learn)
+        "test": ["pytest", "scipy", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib"],
     },
 )

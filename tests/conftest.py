@@ -2,7 +2,6 @@
 import importlib
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
+from fairseq_tokendrop.research.structured_corpus import write_structured_corpus
 from fairseq_tokendrop.standalone import build_model, made_up_dictionary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,27 +56,16 @@ def run_cli(module, *args, cwd=REPO, check=True):
     return proc
 
 
-def write_structured_corpus(path, n_lines, seed):
-    """Sentences with learnable structure: each word is followed by a fixed successor most of the time."""
-    rng = random.Random(seed)
-    vocab = [f"w{i}" for i in range(50)]
-    with open(path, "w") as f:
-        for i in range(n_lines):
-            w = rng.randrange(50)
-            words = []
-            for _ in range(rng.randint(8, 30)):
-                words.append(vocab[w])
-                w = (w * 7 + 3) % 50 if rng.random() < 0.9 else rng.randrange(50)
-            f.write(" ".join(words) + "\n")
-            if i % 10 == 9:
-                f.write("\n")
+def write_tiny_corpus(path, n_lines, seed):
+    """The structured corpus at the suite's size: 50 words, lines of 8 to 30."""
+    write_structured_corpus(path, n_lines, seed, vocab=50, max_words=30)
 
 
 @pytest.fixture(scope="session")
 def data_bin(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    write_structured_corpus(root / "train.txt", 600, seed=1)
-    write_structured_corpus(root / "valid.txt", 60, seed=2)
+    write_tiny_corpus(root / "train.txt", 600, seed=1)
+    write_tiny_corpus(root / "valid.txt", 60, seed=2)
     run_cli("fairseq_cli.preprocess", "--only-source", "--trainpref", root / "train.txt",
             "--validpref", root / "valid.txt", "--destdir", root / "bin", "--workers", "1")
     return root / "bin"

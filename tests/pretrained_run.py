@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, load_script, run_cli, train_flags, write_structured_corpus
+from conftest import REPO, load_script, run_cli, train_flags, write_tiny_corpus
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +18,8 @@ def pretrained(tmp_path_factory):
     run = {"data": root / "bin", "checkpoint": root / "ck" / "checkpoint_last.pt",
            "fairseq_export": root / "export_fairseq", "hf_export": root / "export_hf",
            "importance": root / "importance.pt"}
-    write_structured_corpus(root / "train.txt", 600, seed=1)
-    write_structured_corpus(root / "valid.txt", 60, seed=2)
+    write_tiny_corpus(root / "train.txt", 600, seed=1)
+    write_tiny_corpus(root / "valid.txt", 60, seed=2)
     proc = subprocess.run([sys.executable, REPO / "scripts" / "prepare_corpus.py", "--train", root / "train.txt",
                            "--valid", root / "valid.txt", "--destdir", run["data"], "--vocab-size", "300",
                            "--workers", "1"], capture_output=True, text=True)

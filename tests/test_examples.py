@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TINY_MODEL_FLAGS, write_structured_corpus
+from conftest import REPO, TINY_MODEL_FLAGS, write_tiny_corpus
 
 pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
@@ -39,8 +39,8 @@ def test_recipe_runs(data_bin, tmp_path, script, extra_env):
 
 @pytest.mark.parametrize("packing", ["roberta", "bert"])
 def test_text_to_target_recipe_stops_at_the_first_validation_reaching_the_target(tmp_path, packing):
-    write_structured_corpus(tmp_path / "train.txt", 300, seed=1)
-    write_structured_corpus(tmp_path / "valid.txt", 40, seed=2)
+    write_tiny_corpus(tmp_path / "train.txt", 300, seed=1)
+    write_tiny_corpus(tmp_path / "valid.txt", 40, seed=2)
     target = 0.35  # the most frequent piece alone gives ~0.31 here; this needs some learning
     env = dict(os.environ, TRAIN_TXT=str(tmp_path / "train.txt"), VALID_TXT=str(tmp_path / "valid.txt"),
                OUT=str(tmp_path / "out"), TARGET=str(target), PACKING=packing, TOKENS="64", VOCAB="300",

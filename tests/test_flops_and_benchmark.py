@@ -1,4 +1,4 @@
-"""The FLOP counter against hand counts and published anchors; the benchmark end to end."""
+"""The FLOP counter against hand counts, matmul by matmul; the benchmark end to end."""
 import json
 import statistics
 import subprocess
@@ -9,6 +9,7 @@ import pytest
 from fairseq_tokendrop.method import flops
 
 from conftest import REPO
+from hand_macs import layer_by_hand, mlm_head_by_hand
 
 
 def test_small_configuration_matches_a_hand_count():
@@ -39,14 +40,6 @@ def test_keeping_every_token_is_the_full_model():
     assert flops.ideal_ratio(6, 8, 16, 10, 10, 2, 20) == 1.0
 
 
-def test_bert_base_anchor():
-    # Counted by hand from the matmul MACs (QKV/O 4d^2, FFN 2*d*ffn per token, attention 2*T*d per
-    # query): ~0.746 for the encoder, ~0.76 with the head on ~77 masked tokens and a 50k vocabulary
-    # (BERT-base, T 512, keep 256).
-    assert flops.ideal_ratio(12, 768, 3072, 512, 256) == pytest.approx(0.746, abs=0.01)
-    assert flops.ideal_ratio(12, 768, 3072, 512, 256, 77, 50_000) == pytest.approx(0.76, abs=0.01)
-
-
 def test_sctd_average_adds_one_full_pass_every_f_updates():
     drop = 0.76
     per_update = ((10 - 1) / 10) * drop + (1 / 10) * (drop + 1.0)
@@ -55,8 +48,8 @@ def test_sctd_average_adds_one_full_pass_every_f_updates():
 
 
 def hand_layer(q, s, d, f):
-    """Q and O projections on the q queries, K and V on the s keys, the FFN on the queries, QK^T and AV."""
-    return 2 * q * d * d + 2 * s * d * d + 2 * q * d * f + 2 * q * s * d
+    """One layer, q queries over s keys and values, by hand (the number of heads does not change it)."""
+    return layer_by_hand(q, s, d, f, heads=1)
 
 
 def test_random_ltd_layout_matches_a_hand_count():
@@ -73,13 +66,42 @@ def test_random_ltd_layout_matches_a_hand_count():
         3 * (2 * 6720 + 4 * 2304) + 5 * (d * d + d * 20))
 
 
-def test_bert_base_random_ltd_saves_more_than_token_dropping():
-    # BERT-base, T 512, K 256, ten wrapped layers: 2 full layers plus 10 layers at a quarter of the
-    # attention and half of everything else
-    full, half = hand_layer(512, 512, 768, 3072), hand_layer(256, 256, 768, 3072)
-    ratio = flops.ideal_ratio(12, 768, 3072, 512, 256, layerwise=10)
-    assert ratio == pytest.approx((2 * full + 10 * half) / (12 * full))
-    assert ratio == pytest.approx(0.5625, abs=1e-4)
+# BERT-base (d 768, FFN 3072, 12 heads, 12 layers), T 512, K 256, the head on 77 masked tokens of a
+# 50,000-word vocabulary
+BERT_BASE = dict(d=768, f=3072, heads=12)
+
+
+def test_bert_base_macs_equal_a_hand_count_per_layer():
+    full = layer_by_hand(512, 512, **BERT_BASE)
+    cross = layer_by_hand(256, 512, **BERT_BASE)  # the 256 kept queries over all 512 keys and values
+    kept = layer_by_hand(256, 256, **BERT_BASE)
+    head = mlm_head_by_hand(77, 768, 50_000)
+    assert (full, cross, kept, head) == (4_026_531_840, 2_315_255_808, 1_912_602_624, 3_002_216_448)
+    # token dropping: layers 0-4 full, 5 cross, 6-10 kept, 11 full; random-LTD: layers 1-10 wrapped
+    baseline, dropping, layerwise = 12 * full, 6 * full + cross + 5 * kept, 2 * full + 10 * kept
+    assert flops.encoder_macs(12, 768, 3072, 512) == baseline
+    assert flops.encoder_macs(12, 768, 3072, 512, 256) == dropping
+    assert flops.encoder_macs(12, 768, 3072, 512, 256, layerwise=10) == layerwise
+    assert flops.mlm_head_macs(77, 768, 50_000) == head
+    assert flops.forward_macs(12, 768, 3072, 512, None, 77, 50_000) == baseline + head
+    assert flops.forward_macs(12, 768, 3072, 512, 256, 77, 50_000) == dropping + head
+    assert flops.forward_macs(12, 768, 3072, 512, 256, 77, 50_000, layerwise=10) == layerwise + head
+    # the ratios flops.py and the docs quote, from the same integers
+    ratios = (flops.ideal_ratio(12, 768, 3072, 512, 256), flops.ideal_ratio(12, 768, 3072, 512, 256, 77, 50_000),
+              flops.ideal_ratio(12, 768, 3072, 512, 256, layerwise=10))
+    assert ratios == (dropping / baseline, (dropping + head) / (baseline + head), layerwise / baseline)
+    assert [f"{r:.4f}" for r in ratios] == ["0.7458", "0.7607", "0.5625"]
+
+
+def test_a_cross_layer_projecting_k_and_v_on_the_kept_tokens_only_is_caught():
+    """The miscount an anchor of 0.746 +- 0.01 let through: K and V projected on the 256 kept tokens instead
+    of all 512 take 2 * 256 * 768^2 MACs off the cross layer, 0.00625 off the ratio."""
+    full, kept = layer_by_hand(512, 512, **BERT_BASE), layer_by_hand(256, 256, **BERT_BASE)
+    right = 6 * full + layer_by_hand(256, 512, **BERT_BASE) + 5 * kept
+    wrong = 6 * full + layer_by_hand(256, 512, **BERT_BASE, kv_tokens=256) + 5 * kept
+    assert right - wrong == 2 * 256 * 768 * 768
+    assert wrong / (12 * full) == pytest.approx(0.746, abs=0.01)  # what the anchor accepted
+    assert flops.encoder_macs(12, 768, 3072, 512, 256) == right != wrong
 
 
 def test_equal_compute_updates_under_a_schedule_sums_the_updates_costs():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, write_structured_corpus
+from conftest import REPO, write_tiny_corpus
 
 pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
@@ -71,8 +71,8 @@ def test_every_checkout_script_is_an_installed_command_and_answers_help(wheel_ve
 def test_installed_commands_prepare_train_and_export(wheel_venv):
     venv, site, work = wheel_venv
     python = venv / "bin" / "python"
-    write_structured_corpus(work / "train.txt", 300, seed=1)
-    write_structured_corpus(work / "valid.txt", 40, seed=2)
+    write_tiny_corpus(work / "train.txt", 300, seed=1)
+    write_tiny_corpus(work / "valid.txt", 40, seed=2)
     run(venv, work, venv / "bin" / "fairseq-tokendrop-prepare-corpus", "--train", "train.txt", "--valid",
         "valid.txt", "--destdir", "bin", "--vocab-size", "300", "--workers", "1")
     user_dir = site / "fairseq_tokendrop"

@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 
 from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.research.structured_corpus import write_structured_corpus
 
 USER_DIR = str(Path(__file__).resolve().parents[1])
 BUDGET_S = 450  # the issue's bound is 8 minutes on one H100/H200; set-up and imports take the rest
@@ -102,18 +102,6 @@ def benchmark_part(out, name, precision, flags, limit, budget):
     return part
 
 
-def write_corpus(path: Path, n_lines: int, seed: int) -> None:
-    """Sentences with learnable structure: each word is mostly followed by a fixed successor."""
-    rng = random.Random(seed)
-    with open(path, "w") as f:
-        for i in range(n_lines):
-            w, words = rng.randrange(200), []
-            for _ in range(rng.randint(8, 40)):
-                words.append(f"w{w}")
-                w = (w * 7 + 3) % 200 if rng.random() < 0.9 else rng.randrange(200)
-            f.write(" ".join(words) + ("\n\n" if i % 10 == 9 else "\n"))
-
-
 def find_scores(obj, path=""):
     """The importance-score tensor inside a loaded checkpoint, wherever it rides (a key or metadata
     entry naming ``token_importance``); None if absent."""
@@ -134,8 +122,8 @@ def train_part(out, cuda, budget):
     work = out / "fairseq_train"
     work.mkdir(exist_ok=True)
     updates = TRAIN_UPDATES[cuda]
-    write_corpus(work / "train.txt", 20000 if cuda else 400, seed=1)
-    write_corpus(work / "valid.txt", 100, seed=2)
+    write_structured_corpus(work / "train.txt", 20000 if cuda else 400, seed=1)
+    write_structured_corpus(work / "valid.txt", 100, seed=2)
     prep = [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--trainpref", str(work / "train.txt"),
             "--validpref", str(work / "valid.txt"), "--destdir", str(work / "bin"), "--workers", "1"]
     status, _ = run_part("fairseq-preprocess", prep, work / "preprocess.log", budget.limit(60))
