@@ -47,7 +47,6 @@ import subprocess
 import sys
 import time
 
-from ..errors import TokendropError
 
 # Modules that open windows or browsers, print on import, or only hold tests.
 SKIP_TOP_LEVEL = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test"}
@@ -303,17 +302,25 @@ def parse_args(argv=None):
     return args
 
 
+def fail(message: str):
+    """End with the plugin's one-line error. Imported here, not at the top: the child interpreters run
+    this file as a script (``-I``), where the package's relative imports do not resolve."""
+    from ..errors import TokendropError
+
+    raise TokendropError(message)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child is not None:
         collect_child(args.child)
         return
     if not hasattr(sys, "stdlib_module_names"):
-        raise TokendropError("make_stdlib_corpus needs Python 3.10 or newer (sys.stdlib_module_names)")
+        fail("make_stdlib_corpus needs Python 3.10 or newer (sys.stdlib_module_names)")
     try:
         os.makedirs(args.out_dir, exist_ok=True)
     except OSError as err:
-        raise TokendropError(f"cannot create output dir {args.out_dir}: {err}")
+        fail(f"cannot create output dir {args.out_dir}: {err}")
 
     stdlib = [n for n in public_names(sys.stdlib_module_names) if n not in SKIP_TOP_LEVEL]
     packages = [package for package in dict.fromkeys(args.packages) if package not in stdlib]
@@ -330,7 +337,7 @@ def main(argv=None):
     try:
         counts = write_corpus(args.out_dir, itertools.islice(documents, args.max_docs), every_kth)
     except OSError as err:
-        raise TokendropError(f"cannot write to {args.out_dir}: {err}")
+        fail(f"cannot write to {args.out_dir}: {err}")
     finally:
         documents.close()
     if stats["failed_modules"]:
