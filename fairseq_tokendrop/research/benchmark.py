@@ -15,8 +15,8 @@ backward, fused AdamW step, through the trainer's own importance hooks.
 Modes take turns one step at a time, the order rotating every round, so a
 noisy shared machine slows every mode alike; each mode's num_updates runs on
 across rounds, and the timed steps cover whole ScTD cycles. The statistics
-(the ScTD-cycle median, and the ScTD check on means) are
-``research.step_statistics``'; the table and JSON are ``research.benchmark_report``'s.
+(the ScTD-cycle median, and the ScTD check on means) are described in
+``research.step_statistics``, the table and the JSON in ``research.benchmark_report``.
 
 After the timed steps, one more step per mode runs under the profiler to
 record which SDPA backend (flash, memory-efficient, cuDNN, math) each kind of
