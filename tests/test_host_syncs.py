@@ -7,7 +7,8 @@ trainer, meters and encoder, the plugin, torch's own Python), so counting inside
 ``Trainer.train_step`` counts the step's reads; what fairseq-train prints every ``--log-interval``
 is outside it. Stock fairseq (``--arch roberta --task masked_lm --criterion masked_lm``) on the
 same data is the reference: in every mode the plugin's step makes at most one read more.
-docs/speed.md lists the counts and what each read is.
+docs/speed.md lists the counts and what each read is. The criterion's share alone: one read for all
+its logged values, which are the floats the old ``float()`` of each value gave.
 """
 import traceback
 from collections import Counter
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from fairseq import metrics
 from torch.overrides import TorchFunctionMode
 
-from conftest import fairseq_trainer
+from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropLoss
 
-pytestmark = pytest.mark.slow  # the data-bin fixture runs fairseq-preprocess
+from conftest import fairseq_trainer
 
 READS = {"item", "__float__", "__int__", "__bool__", "__index__", "tolist", "cpu", "numpy"}
 TORCH_DIR = Path(torch.__file__).parent
@@ -77,6 +79,7 @@ def stock(data_bin, tmp_path_factory):
             for amp in (False, True)}
 
 
+@pytest.mark.slow  # the data-bin fixture runs fairseq-preprocess
 @pytest.mark.parametrize("mode,amp", [(mode, False) for mode in MODES] + [("importance", True), ("sctd", True)])
 def test_the_plugins_step_reads_the_host_at_most_once_more_than_stock(data_bin, tmp_path, stock, mode, amp):
     steps = counted(data_bin, tmp_path, MODES[mode] + (AMP if amp else []))
@@ -84,6 +87,7 @@ def test_the_plugins_step_reads_the_host_at_most_once_more_than_stock(data_bin, 
     assert len(worst) <= stock[amp] + 1, (stock[amp], Counter(worst))
 
 
+@pytest.mark.slow
 def test_the_counter_sees_a_read_added_to_the_step(data_bin, tmp_path):
     trainer, batches = fairseq_trainer(data_bin, tmp_path, *MODES["importance"])
     plain = reads_per_step(trainer, batches)
@@ -95,3 +99,30 @@ def test_the_counter_sees_a_read_added_to_the_step(data_bin, tmp_path):
     assert len(forwards) == STEPS
     assert [len(h) - len(p) for h, p in zip(hooked, plain)] == [1] * STEPS
     assert all(any(site.startswith("item ") and "test_host_syncs.py:" in site for site in h) for h in hooked)
+
+
+def test_the_criterions_logged_values_from_tensors_take_one_read_and_equal_float_of_each():
+    """Two micro-batches' outputs as the criterion makes them (float32 losses, int64 counts, Python ints):
+    one read, and every smoothed value what float() of each value and Python's sum give."""
+    g = torch.Generator().manual_seed(0)
+    tensors = [{"loss": torch.rand((), generator=g) * 50, "sample_size": torch.tensor(n), "mlm_correct": torch.tensor(c),
+                "kept_tokens": torch.tensor(k), "tokens": torch.tensor(t), "macs": torch.tensor(1e9 + n),
+                "kept_len": 16, "train_batches": 1, "sctd_updates": 1, "kl_local": torch.rand((), generator=g),
+                "kl_global": torch.rand((), generator=g), "loss_full": torch.rand((), generator=g) * 50,
+                "sctd_sample_size": torch.tensor(n), "imp_mean": torch.rand((), generator=g) * 10,
+                "imp_std": torch.rand((), generator=g), "imp_logs": 1, "ntokens": 64, "nsentences": 4}
+               for n, c, k, t in ((13, 5, 40, 61), (7, 2, 33, 58))]
+    floats = [{key: float(value) for key, value in log.items()} for log in tensors]
+
+    def logged(logs):
+        """The smoothed values as logged, and the meters' unrounded averages."""
+        with metrics.aggregate(new_root=True) as agg:
+            MaskedLmTokenDropLoss.reduce_metrics(logs)
+            return agg.get_smoothed_values(), {key: meter.avg for key, meter in agg.items() if hasattr(meter, "avg")}
+
+    with HostReads() as reads:
+        from_tensors = logged(tensors)
+    assert len(reads.sites) == 1, reads.sites
+    assert from_tensors == logged(floats)
+    assert set(from_tensors[1]) == {"loss", "mlm_acc", "kept_frac", "macs", "kept_len", "kl_local", "kl_global",
+                                    "loss_full", "imp_mean", "imp_std"}
