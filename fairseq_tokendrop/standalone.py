@@ -12,8 +12,8 @@ from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
 class StandaloneTask:
     """What ``build_model`` and the masked-LM criteria read from a fairseq task."""
 
-    # its callers (the benchmark, tests) apply the pending importance update after each step
-    # themselves, as masked_lm_tokendrop's optimizer_step does
+    # its callers apply the pending importance update after each step, as masked_lm_tokendrop's
+    # optimizer_step does: the research tools through the same hooks (research.mode), tests by hand
     feeds_token_importance = True
 
     def __init__(self, dictionary: Dictionary, max_positions: int):

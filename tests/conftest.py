@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from fairseq import options, tasks
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq.trainer import Trainer
+
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
 from fairseq_tokendrop.research.structured_corpus import write_structured_corpus
 from fairseq_tokendrop.standalone import build_model, made_up_dictionary
@@ -84,6 +88,21 @@ def train_flags(data_bin, save_dir, *extra, arch="tokendrop_roberta_base", task=
         "--save-dir", save_dir, "--log-format", "json", "--log-interval", "1", "--no-progress-bar",
         "--num-workers", "0", "--no-epoch-checkpoints", *extra,
     ]
+
+
+def fairseq_trainer(data_bin, save_dir, *extra, **kwargs):
+    """fairseq's own Trainer in this process, built from fairseq's own parsing of ``train_flags`` on CPU,
+    and the first epoch's batches in order."""
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(a) for a in train_flags(data_bin, save_dir, "--cpu", *extra,
+                                                                             **kwargs)])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("train")
+    model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+    trainer = Trainer(cfg, task, model, criterion)
+    batches = list(trainer.get_train_iterator(epoch=1).next_epoch_itr(shuffle=False))
+    return trainer, batches
 
 
 def logged(stdout, kind="train_inner"):

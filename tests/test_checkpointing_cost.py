@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fairseq_tokendrop.research import checkpointing_cost
-from fairseq_tokendrop.research.benchmark import make_batches
+from fairseq_tokendrop.research.mode import make_batches
 from fairseq_tokendrop.standalone import made_up_dictionary
 
 from conftest import REPO

@@ -28,13 +28,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from fairseq import options, tasks
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.trainer import Trainer
 
 from fairseq_tokendrop import get_token_importance
 
-from conftest import train_flags
+from conftest import fairseq_trainer
 
 pytestmark = pytest.mark.slow  # starts processes: not in the fast tier (tests/run.sh --fast)
 
@@ -42,17 +39,8 @@ BETA = 0.9
 
 
 def build_trainer(data_bin, tmp_path, *precision):
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [str(a) for a in train_flags(
-        data_bin, tmp_path, "--cpu", "--token-drop", "0.5", "--token-importance-beta", str(BETA),
-        "--dropout", "0", "--attention-dropout", "0", *precision)])
-    cfg = convert_namespace_to_omegaconf(args)
-    task = tasks.setup_task(cfg.task)
-    task.load_dataset("train")
-    model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
-    trainer = Trainer(cfg, task, model, criterion)
-    batches = list(trainer.get_train_iterator(epoch=1).next_epoch_itr(shuffle=False))
-    return trainer, batches
+    return fairseq_trainer(data_bin, tmp_path, "--token-drop", "0.5", "--token-importance-beta", str(BETA),
+                           "--dropout", "0", "--attention-dropout", "0", *precision)
 
 
 def expected_scores(trainer, micro_batches):

@@ -18,9 +18,11 @@ update: ``--token-keep-schedule``'s value at it, or the padded length when
 nothing was dropped; a log window's mean with ``--log-interval`` above 1).
 """
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 from fairseq import metrics, modules
 from fairseq.criterions import FairseqCriterion, register_criterion
@@ -49,8 +51,7 @@ def update_macs(model, src_tokens: Tensor, masked: Tensor, kept: int, full_pass:
     it needs no host sync."""
     args, encoder = model.args, model.encoder
     batch, seq_len = src_tokens.shape
-    wrapped = getattr(encoder.strategy, "layerwise_layers", None)  # random-LTD's layers; None: no strategy
-    layerwise = None if wrapped is None else len(wrapped)
+    layerwise = None if encoder.layerwise_layers is None else len(encoder.layerwise_layers)
     return training_update_macs(args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
                                 encoder.lm_head.weight.size(0), batch, seq_len, kept, masked.sum(), full_pass,
                                 layerwise=layerwise)
@@ -64,6 +65,30 @@ def check_sctd_args(cfg: MaskedLmTokenDropConfig) -> None:
         raise TokendropError(f"--sctd-full-weight must be in [0, 1], got {cfg.sctd_full_weight}")
     if not 0.0 <= cfg.sctd_kl_weight < math.inf:
         raise TokendropError(f"--sctd-kl-weight must be finite and >= 0, got {cfg.sctd_kl_weight}")
+
+
+def summed_on_host(logging_outputs) -> Counter:
+    """Each key's sum over the logging outputs, as Python floats read from the device at once
+    (0 for a key no output has).
+
+    The values are tensors on the model's device (after fairseq's multi-rank all-reduce, all of
+    them) or Python numbers. fairseq's meters would read a tensor on the host each on its own,
+    every update: ``round`` of a tensor and the ``n > 0`` test of a tensor weight each wait for
+    the device. Here the sums are taken in float64 on the device, as ``float()`` of each value
+    and Python's sum of them would, and one ``tolist`` reads them all.
+    """
+    keys = dict.fromkeys(key for log in logging_outputs for key in log)
+    sums = {key: sum(_float64(log[key]) for log in logging_outputs if key in log) for key in keys}
+    on_device = {key: value for key, value in sums.items() if torch.is_tensor(value)}
+    if on_device:
+        device = next(iter(on_device.values())).device
+        stacked = torch.stack([value.to(device).reshape(()) for value in on_device.values()])
+        sums.update(zip(on_device, stacked.tolist()))
+    return Counter({key: float(value) for key, value in sums.items()})
+
+
+def _float64(value):
+    return value.detach().to(torch.float64) if torch.is_tensor(value) else value
 
 
 class MlmPass(NamedTuple):
@@ -138,30 +163,26 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        def total(key):
-            return sum(float(log.get(key, 0)) for log in logging_outputs)
-
-        sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        total = summed_on_host(logging_outputs)
+        sample_size = total["sample_size"]
+        metrics.log_scalar("loss", total["loss"] / max(sample_size, 1) / math.log(2), sample_size, round=3)
         metrics.log_derived("ppl", lambda meters: 2 ** meters["loss"].avg)
-        metrics.log_scalar("mlm_acc", total("mlm_correct") / max(sample_size, 1), sample_size, round=4)
-        metrics.log_scalar("kept_frac", total("kept_tokens") / max(total("tokens"), 1), round=3)
-        macs = total("macs")
-        if macs:  # training only; one reduce per update, so the log window's mean MACs per update
-            metrics.log_scalar("macs", macs)
-        batches = total("train_batches")
-        if batches:  # the mean over the update's micro-batches (they differ only where one is padded shorter)
-            metrics.log_scalar("kept_len", total("kept_len") / batches)
-        sctd_updates = total("sctd_updates")
-        if sctd_updates:
-            metrics.log_scalar("kl_local", total("kl_local") / sctd_updates, sctd_updates, round=4)
-            metrics.log_scalar("kl_global", total("kl_global") / sctd_updates, sctd_updates, round=4)
-            sctd_size = total("sctd_sample_size")
-            metrics.log_scalar("loss_full", total("loss_full") / max(sctd_size, 1) / math.log(2), sctd_size, round=3)
-        logs = total("imp_logs")
-        if logs:
-            metrics.log_scalar("imp_mean", total("imp_mean") / logs, round=3)
-            metrics.log_scalar("imp_std", total("imp_std") / logs, round=3)
+        metrics.log_scalar("mlm_acc", total["mlm_correct"] / max(sample_size, 1), sample_size, round=4)
+        metrics.log_scalar("kept_frac", total["kept_tokens"] / max(total["tokens"], 1), round=3)
+        if "macs" in total:  # training only; one reduce per update, so the log window's mean MACs per update
+            metrics.log_scalar("macs", total["macs"])
+        if "train_batches" in total:  # the update's micro-batches' mean (they differ only where one is padded shorter)
+            metrics.log_scalar("kept_len", total["kept_len"] / max(total["train_batches"], 1))
+        if "sctd_updates" in total:
+            sctd_updates = total["sctd_updates"]
+            metrics.log_scalar("kl_local", total["kl_local"] / max(sctd_updates, 1), sctd_updates, round=4)
+            metrics.log_scalar("kl_global", total["kl_global"] / max(sctd_updates, 1), sctd_updates, round=4)
+            sctd_size = total["sctd_sample_size"]
+            metrics.log_scalar("loss_full", total["loss_full"] / max(sctd_size, 1) / math.log(2), sctd_size, round=3)
+        if "imp_logs" in total:
+            logs = max(total["imp_logs"], 1)
+            metrics.log_scalar("imp_mean", total["imp_mean"] / logs, round=3)
+            metrics.log_scalar("imp_std", total["imp_std"] / logs, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

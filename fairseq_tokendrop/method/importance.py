@@ -83,13 +83,16 @@ class TokenImportance(nn.Module):
         return fingerprint(self.scores, self.fingerprint_weights)
 
     @torch.no_grad()
-    def apply_pending(self) -> Optional[Tensor]:
+    def apply_pending(self, applied: Optional[Tensor] = None) -> Optional[Tensor]:
         """``score <- beta*score + (1-beta)*mean loss`` for every id that was a target since the last call.
 
         With more than one data-parallel rank, every rank must call this at the same
-        step (fairseq's optimizer step): the sums and counts go through one all-reduce.
-        Returns a bool 0-dim tensor, True when the ranks held different scores before
-        this update (None with one rank). No host sync.
+        step (fairseq's optimizer step): the sums, the counts and a fingerprint of the
+        scores go through one all-reduce. Returns a bool 0-dim tensor, True when the
+        ranks held different scores before this update (None with one rank). No host sync.
+        ``applied``, a bool 0-dim tensor, tells on the device whether the optimizer step was
+        taken: where False the scores stay and the pending sums are dropped, as
+        ``discard_pending`` drops them, without reading the flag on the host.
         """
         if self.pending is None:
             if data_parallel_group()[1] == 1:
@@ -101,7 +104,8 @@ class TokenImportance(nn.Module):
         (sums, counts), mismatch = sum_over_ranks(stats, self.fingerprint())
         mean = (sums / counts.clamp(min=1)).float()
         moved = self.beta * self.scores + (1.0 - self.beta) * mean
-        self.scores = self.pins.over_vocabulary(torch.where(counts > 0, moved, self.scores))
+        update = counts > 0 if applied is None else (counts > 0) & applied
+        self.scores = self.pins.over_vocabulary(torch.where(update, moved, self.scores))
         return mismatch
 
     def summary(self):

@@ -13,7 +13,7 @@ is exactly RoBERTa over all tokens. The BERT options (``--num-segment``,
 ``--layer-norm-eps``) leave that so at their defaults; changed, they are BERT's.
 """
 import logging
-from typing import Union
+from typing import Optional, Tuple, Union
 
 from torch import Tensor, nn
 from fairseq.models import register_model, register_model_architecture
@@ -127,6 +127,11 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         )
         keep_scores_in_state_dict(self.token_importance)
         self.strategy = build_strategy(args, self.token_importance, dictionary.pad())
+
+    @property
+    def layerwise_layers(self) -> Optional[Tuple[int, ...]]:
+        """The layers random-LTD wraps, or None for the token-dropping layout and stock RoBERTa."""
+        return getattr(self.strategy, "layerwise_layers", None)
 
     def build_encoder(self, args, dictionary, embed_tokens):
         encoder = TokenDroppingTransformerEncoder(args, dictionary, embed_tokens)

@@ -13,6 +13,9 @@ ICLR 2020 (arXiv:1904.00962). The details below follow apex's ``apex/optimizers/
    ``r = 1`` where either norm is 0; r applies only to groups with non-zero weight decay unless
    use_nvlamb.
 
+Each group is stepped with multi-tensor ops (``torch._foreach_*``) and no host read: the clipping
+factor and the trust ratios stay on the device, as in apex's kernels.
+
 The state layout is apex's (``exp_avg``, ``exp_avg_sq`` per parameter, ``step`` in the group), so a
 state dict moves between this class and FusedLAMB.
 """
@@ -54,68 +57,73 @@ class Lamb(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-        for grad in grads:
-            if grad.is_sparse:
-                raise RuntimeError("Lamb does not support sparse gradients")
-        clip_divisor = self._clip_divisor(grads)
-        for group in self.param_groups:
+        groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        if any(p.grad.is_sparse for _, params in groups for p in params):
+            raise RuntimeError("Lamb does not support sparse gradients")
+        # fp16/bf16 parameters (fairseq's memory-efficient modes) and their gradients are stepped through
+        # fp32 copies of a whole group at once; fp32 and fp64 ones in place
+        grads = [[p.grad.to(math_dtype(p.grad)) for p in params] for _, params in groups]
+        clip_scale = self._clip_scale([g for group_grads in grads for g in group_grads])
+        for (group, params), group_grads in zip(groups, grads):
             # apex counts steps per group, also for a group whose parameters have no gradient
             group["step"] = group.get("step", 0) + 1
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_parameter(p, group, clip_divisor)
+            if params:
+                self._step_group(group, params, group_grads, clip_scale)
         return loss
 
-    def _clip_divisor(self, grads) -> float:
-        """N / max_grad_norm where the global gradient norm N exceeds it, else 1.
-
-        A Python number, so that the clipping folds into the moment updates instead of costing a pass
-        over every gradient: one host sync per step (fairseq's trainer syncs on the norm anyway).
-        """
+    def _clip_scale(self, grads):
+        """1 / (N / max_grad_norm) where the global gradient norm N exceeds max_grad_norm, else 1: a 0-dim
+        tensor on the gradients' device, so that no step waits for the host to read N (apex's FusedLAMB
+        keeps it on the device too)."""
         if not grads:
-            return 1.0
-        norms = torch.stack([torch.linalg.vector_norm(g, dtype=math_dtype(g)) for g in grads])
-        total = torch.linalg.vector_norm(norms).item()
-        return total / self.max_grad_norm if total > self.max_grad_norm else 1.0
+            return None
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        return torch.where(total > self.max_grad_norm, self.max_grad_norm / total, torch.ones_like(total))
 
-    def _step_parameter(self, p, group, clip_divisor):
-        dtype = math_dtype(p)
-        grad = p.grad.to(dtype)
-        # fp16/bf16 parameters (fairseq's memory-efficient mode) are updated through an fp32 copy
-        weight = p.to(dtype)
-        state = self.state[p]
-        if not state:
-            state["exp_avg"] = torch.zeros_like(weight)
-            state["exp_avg_sq"] = torch.zeros_like(weight)
+    def _step_group(self, group, params, grads, clip_scale):
+        weights = [p.to(math_dtype(p)) for p in params]
+        states = [self.state[p] for p in params]
+        for state, weight in zip(states, weights):
+            if not state:
+                state["exp_avg"] = torch.zeros_like(weight)
+                state["exp_avg_sq"] = torch.zeros_like(weight)
         # load_state_dict casts the moments to the parameter's dtype; the arithmetic stays fp32
-        exp_avg, exp_avg_sq = state["exp_avg"].to(dtype), state["exp_avg_sq"].to(dtype)
+        exp_avgs = [state["exp_avg"].to(weight.dtype) for state, weight in zip(states, weights)]
+        exp_avg_sqs = [state["exp_avg_sq"].to(weight.dtype) for state, weight in zip(states, weights)]
 
         beta1, beta2 = group["betas"]
         step = group["step"]
-        # the moments of the clipped gradient g / clip_divisor
-        exp_avg.mul_(beta1).add_(grad, alpha=((1 - beta1) if group["grad_averaging"] else 1.0) / clip_divisor)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=(1 - beta2) / clip_divisor ** 2)
+        clipped = torch._foreach_mul(grads, clip_scale)
+        torch._foreach_mul_(exp_avgs, beta1)
+        torch._foreach_add_(exp_avgs, clipped, alpha=(1 - beta1) if group["grad_averaging"] else 1.0)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, clipped, clipped, value=1 - beta2)
+        del clipped
         c1, c2 = (1 - beta1 ** step, 1 - beta2 ** step) if group["bias_correction"] else (1.0, 1.0)
-        # u = (m / c1) / (sqrt(v / c2) + eps), computed as m / (c1 * (sqrt(v) / sqrt(c2) + eps)) in place
-        update = exp_avg_sq.sqrt().mul_(c1 / math.sqrt(c2)).add_(c1 * group["eps"])
-        torch.div(exp_avg, update, out=update)
+        # u = (m / c1) / (sqrt(v / c2) + eps), computed as m / (c1 * (sqrt(v) / sqrt(c2) + eps))
+        denominators = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_mul_(denominators, c1 / math.sqrt(c2))
+        torch._foreach_add_(denominators, c1 * group["eps"])
+        updates = torch._foreach_div(exp_avgs, denominators)
+        del denominators
         decay = group["weight_decay"]
         if decay != 0:
-            update.add_(weight, alpha=decay)
+            torch._foreach_add_(updates, weights, alpha=decay)
 
         if self.use_nvlamb or decay != 0:
-            weight_norm = torch.linalg.vector_norm(weight)
-            update_norm = torch.linalg.vector_norm(update)
+            norms = torch._foreach_norm([*weights, *updates])  # one call for the group's weights and updates
+            weight_norms, update_norms = torch.stack(norms[:len(weights)]), torch.stack(norms[len(weights):])
             # "!= 0" as apex writes it: a NaN norm propagates into the step instead of being hidden;
-            # the ratio stays a tensor: a Python number would cost a host sync per parameter
-            trust = torch.where((weight_norm != 0) & (update_norm != 0), weight_norm / update_norm,
-                                torch.ones_like(weight_norm))
-            weight.addcmul_(update, trust, value=-group["lr"])
+            # the ratios stay on the device: Python numbers would cost a host read per parameter
+            trust = torch.where((weight_norms != 0) & (update_norms != 0), weight_norms / update_norms,
+                                torch.ones_like(weight_norms))
+            torch._foreach_addcmul_(weights, updates, list(trust.unbind()), value=-group["lr"])
         else:
-            weight.add_(update, alpha=-group["lr"])
+            torch._foreach_add_(weights, updates, alpha=-group["lr"])
 
-        if weight is not p:
-            p.copy_(weight)
-        if state["exp_avg"] is not exp_avg:
-            state["exp_avg"], state["exp_avg_sq"] = exp_avg, exp_avg_sq
+        copies = [(p, weight) for p, weight in zip(params, weights) if weight is not p]
+        if copies:
+            torch._foreach_copy_([p for p, _ in copies], [weight for _, weight in copies])
+        for state, exp_avg, exp_avg_sq in zip(states, exp_avgs, exp_avg_sqs):
+            if state["exp_avg"] is not exp_avg:
+                state["exp_avg"], state["exp_avg_sq"] = exp_avg, exp_avg_sq

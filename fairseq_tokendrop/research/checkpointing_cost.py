@@ -2,7 +2,7 @@
 
 The update is a ScTD update with its full pass (``--sctd-interval 1``: every update has one, and
 it is the update that holds the most activations: both passes' at once), as the benchmark steps
-(``research.benchmark.Mode.step``: forward through the criterion, backward, fused AdamW, the
+(``research.mode.Mode.step``: forward through the criterion, backward, fused AdamW, the
 importance update) on the benchmark's random batches. The two models start from the same
 weights and take turns, one update each, so a noisy shared machine slows both alike.
 
@@ -23,8 +23,6 @@ process was descheduled by other load does not count there; with ``--threads 1``
         --vocab 8000 --seq-len 256 --batch-size 8 --steps 3 --json out.json
 """
 import argparse
-import ctypes
-import ctypes.util
 import json
 import re
 import statistics
@@ -34,8 +32,10 @@ import torch
 
 from ..atomic_file import atomic_path
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
+from ..errors import TokendropError
 from ..standalone import StandaloneTask, build_model, made_up_dictionary
-from .benchmark import Mode, device_name, make_batches, model_args, start
+from .host import device_name, set_malloc_thresholds, start
+from .mode import Mode, make_batches, model_args
 
 CONFIGS = {"plain": False, "checkpointed": True}
 MMAP_EVERY_BYTES = 64 * 1024
@@ -58,21 +58,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="OUT", help="write the results here as JSON")
     args = p.parse_args(argv)
-    args.precision = "fp32"  # what benchmark.Mode reads
+    args.precision = "fp32"  # what mode.Mode reads
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device")
     if args.warmup < 1 or args.steps < 1:
         p.error("--warmup and --steps must be >= 1")
     return args
-
-
-def map_large_allocations() -> bool:
-    """glibc: allocations of MMAP_EVERY_BYTES or more get their own mapping, freed to the system."""
-    m_mmap_threshold = -3  # glibc malloc.h
-    try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c")).mallopt(m_mmap_threshold, MMAP_EVERY_BYTES))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def _status_kib(field: str) -> int:
@@ -113,8 +104,9 @@ def build_modes(args, dictionary):
 
 def main(argv=None):
     command, args = start(parse_args, argv)
-    if args.device == "cpu" and not map_large_allocations():
-        raise SystemExit("checkpointing_cost: on cpu the memory measure needs glibc (mallopt)")
+    # what an update frees goes back to the system, so the next update's peak is its own
+    if args.device == "cpu" and not set_malloc_thresholds(mmap=MMAP_EVERY_BYTES):
+        raise TokendropError("checkpointing_cost: on cpu the memory measure needs glibc (mallopt)")
     dictionary = made_up_dictionary(args.vocab)
     samples, _ = make_batches(dictionary, args)
     modes = build_modes(args, dictionary)

@@ -74,23 +74,30 @@ def optimizer_step(model: nn.Module, optimizer):
     fairseq calls ``task.optimizer_step`` only for steps it takes, except under
     ``--amp``, where it always calls it and torch's ``GradScaler`` skips a step with
     non-finite gradients internally; the scaler then lowers its scale (and only
-    then), which is how a skipped AMP step is told apart. ``--fp16`` and
+    then), which is how a skipped AMP step is told apart: on the device, from the
+    scale tensors before and after, so that no step waits for the host to read them
+    (``GradScaler.get_scale`` would, twice a step). ``--fp16`` and
     ``--memory-efficient-fp16`` raise ``OverflowError`` before the optimizer step,
     so the pending update is dropped by ``micro_batch`` at the next attempt.
     Logs ``imp_rank_mismatch`` with more than one data-parallel rank.
     """
     found = _lookup(model)
     scaler = getattr(optimizer, "scaler", None)
-    scale_before = scaler.get_scale() if hasattr(scaler, "get_scale") else None
+    scale_before = None if found is None else _scale_on_device(scaler)
     yield
     if found is None:
         return
-    tracker = found.tracker
-    if scale_before is not None and scaler.get_scale() < scale_before:
-        tracker.discard_pending()
-        return
-    mismatch = tracker.apply_pending()
+    applied = None if scale_before is None else _scale_on_device(scaler) >= scale_before
+    mismatch = found.tracker.apply_pending(applied)
     if mismatch is not None:
         from fairseq import metrics
 
         metrics.log_scalar("imp_rank_mismatch", mismatch.float(), round=3)
+
+
+def _scale_on_device(scaler) -> Optional[Tensor]:
+    """A copy of a torch ``GradScaler``'s current scale, a tensor on the gradients' device; None
+    for fairseq's ``DynamicLossScaler`` (``--fp16``, a Python number), a disabled scaler or none.
+    A copy: ``GradScaler.update`` changes its scale tensor in place."""
+    scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else None
+    return None if scale is None else scale.clone()
