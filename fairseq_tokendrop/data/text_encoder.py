@@ -7,7 +7,8 @@ Three tokenizers, as the plugin's data and exports carry them:
   symbols, as fairseq's ``roberta.encode`` with ``bpe="sentencepiece"`` gives them;
 - a BERT WordPiece ``vocab.txt`` (``convert_premasked`` data, ``import_hf`` of a BERT, the HF
   BERT export), split as BERT does by the ``tokenizers`` library (``BertNormalizer``,
-  ``BertPreTokenizer``, ``WordPiece``: what transformers' ``BertTokenizerFast`` builds); the
+  ``BertPreTokenizer``, ``WordPiece``, the special tokens' strings kept whole: what transformers'
+  ``BertTokenizerFast`` builds); the
   dictionary is vocab.txt's (``wordpiece_dictionary``), ``[UNK]`` is fairseq's ``<unk>``;
 - a ``tokenizer.json`` (any ``tokenizers`` tokenizer, the HF RoBERTa export's included) over a
   ``dict.txt``: its tokens are the symbols.
@@ -25,7 +26,7 @@ from ..checkpoints.wordpiece_tokenizer import lower_case_of
 from .wordpiece_dictionary import MASK_SYMBOL, SPECIAL_TOKENS, VocabError, read_wordpiece_vocab, wordpiece_to_fairseq
 
 SPM_NAMES = ("sentencepiece.bpe.model", "spm.model")  # fairseq hub's name, prepare_corpus' name
-BERT_UNK = "[UNK]"
+BERT_UNK, BERT_PAD = "[UNK]", "[PAD]"
 BERT_MAX_CHARS_PER_WORD = 100  # google-research/bert WordpieceTokenizer: longer words are [UNK]
 
 
@@ -104,6 +105,8 @@ def wordpiece_encoder(vocab_path: str, lower_case: bool, dict_path: Optional[str
     tokenizer.normalizer = tokenizers.normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lower_case)
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    # As BertTokenizer(Fast): a special token's own string in the text is that token.
+    tokenizer.add_special_tokens([t for t in tokens if t in SPECIAL_TOKENS or t == BERT_PAD])
 
     def split(texts):
         return [[SPECIAL_TOKENS.get(t, t) for t in e.tokens]

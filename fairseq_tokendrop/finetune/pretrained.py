@@ -14,11 +14,10 @@ LayerNorms sit), and the folder holding its dictionary and tokenizer: the
 checkpoint's own folder when it holds ``dict.txt`` or ``vocab.txt`` (an
 export), else the data dir the checkpoint was trained on.
 """
+import argparse
 import os
 from dataclasses import dataclass
 from typing import Callable, List
-
-import torch
 
 from ..checkpoints.checkpoint_io import plain
 from ..checkpoints.safe_loading import load_checkpoint
@@ -45,6 +44,14 @@ class Pretrained:
     embedding_rows: int
     needs_plugin: bool  # its pickle asks for argparse.Namespace: fairseq-train needs --user-dir to read it
     tokenizer_dir: str
+
+
+def holds_namespace(state: dict) -> bool:
+    """Whether the file's cfg.model (or a pre-hydra checkpoint's args) is an ``argparse.Namespace``,
+    which torch >= 2.6 refuses to unpickle unless allowlisted."""
+    cfg = state.get("cfg")
+    return isinstance(state.get("args"), argparse.Namespace) or (
+        cfg is not None and isinstance(cfg.get("model"), argparse.Namespace))
 
 
 def model_args_of(state: dict) -> dict:
@@ -103,5 +110,5 @@ def read_pretrained(path: str, tokenizer_dir: str, log: Callable[[str], None]) -
     return Pretrained(path=os.path.abspath(path), arch_flags=shape_flags(model_args, path),
                       max_positions=int(model_args["max_positions"]),
                       embedding_rows=state["model"][EMBEDDING_KEY].shape[0],
-                      needs_plugin=bool(torch.serialization.get_unsafe_globals_in_checkpoint(path)),
+                      needs_plugin=holds_namespace(state),
                       tokenizer_dir=tokenizer_dir)
