@@ -76,19 +76,36 @@ def fairseq_valid_accuracy(log):
     return float(records[-1]["valid_accuracy"])
 
 
+def finetune_with_the_recipe(glue_dir, checkpoint, out):
+    """examples/finetune_glue_fairseq.sh as written, on the one task folder there is (SST-2)."""
+    env = dict(ONE_THREAD, GLUE_DIR=str(glue_dir), CHECKPOINT=str(checkpoint), OUT=str(out),
+               FINETUNE_ARGS=" ".join(RECIPE), FAIRSEQ_ARGS="--num-workers 0", PYTHON=sys.executable)
+    proc = subprocess.run(["bash", REPO / "examples" / "finetune_glue_fairseq.sh", "SST-2"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads((out / "SST-2" / "metrics.json").read_text())
+    assert proc.stdout.splitlines()[1].startswith(f"SST-2\t{result['score']:.4f}\taccuracy ")
+    return result, (out / "SST-2" / "train.log").read_text()
+
+
 @pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
 def test_stock_fairseq_fine_tune_of_an_export_learns_the_task(kind, request, rotten_tomatoes, tmp_path):
     run = request.getfixturevalue(f"english_{kind}")
-    # A WordPiece model's fairseq export holds dict.txt but not vocab.txt, which its data dir has.
-    options = ["--tokenizer-dir", str(run["data"])] if kind == "wordpiece" else []
-    result, log = finetune_fairseq(rotten_tomatoes["small"], run["fairseq_export"] / "model.pt", tmp_path, options)
+    if kind == "sentencepiece":
+        result, log = finetune_with_the_recipe(rotten_tomatoes["small"].parent, run["fairseq_export"] / "model.pt",
+                                               tmp_path)
+        out = tmp_path / "SST-2"
+    else:  # A WordPiece model's fairseq export holds dict.txt but not vocab.txt, which its data dir has.
+        result, log = finetune_fairseq(rotten_tomatoes["small"], run["fairseq_export"] / "model.pt", tmp_path,
+                                       ["--tokenizer-dir", str(run["data"])])
+        out = tmp_path
     command = log.splitlines()[0]
     assert "fairseq_cli.train | model: RobertaModel\n" in log and "--user-dir" not in command  # stock roberta
     assert ("--separator-token" in command) == (kind == "sentencepiece")  # BERT's pairs have no second </s>
     assert_beats_majority(result)
     # fairseq's criterion counted the same accuracy on its last validation, the same weights
     assert fairseq_valid_accuracy(log) == pytest.approx(100 * result["metrics"]["accuracy"], abs=0.05)
-    assert_predictions_counted(tmp_path, rotten_tomatoes["small"], result)
+    assert_predictions_counted(out, rotten_tomatoes["small"], result)
 
 
 def test_a_raw_plugin_checkpoint_starts_stock_roberta_from_its_weights(english_sentencepiece, rotten_tomatoes,
