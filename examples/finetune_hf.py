@@ -17,8 +17,8 @@ The conventions of transformers' ``run_glue.py`` example: pairs as the tokenizer
 cut to ``--max-length`` tokens longest text first, padded per batch (its
 ``--pad_to_max_length False``), AdamW with no decay of biases and LayerNorm weights,
 linear warmup then linear decay to 0 (``get_linear_schedule_with_warmup``), mean
-squared error for STS-B. The recipe's values are those of ``fairseq-tokendrop-finetune-glue``,
-the stock fairseq path, so that the two agree: lr 2e-5, batch 32, 3 epochs, 6% warmup,
+squared error for STS-B. The recipe's flags and defaults are those of ``fairseq-tokendrop-finetune-glue``,
+the stock fairseq path (``tokendrop_readers/glue_recipe.py``), so that the two agree: lr 2e-5, batch 32, 3 epochs, 6% warmup,
 weight decay 0.1, Adam betas (0.9, 0.98) and eps 1e-6 (RoBERTa's fine-tuning, fairseq's
 README.glue.md), dropout 0.1, 128 tokens; one recipe for every task (Cramming's rule).
 
@@ -40,6 +40,7 @@ import torch
 
 from tokendrop_readers.glue import GlueError, glue_task, read_split, task_of_folder
 from tokendrop_readers.glue_metrics import majority_accuracy, task_metrics
+from tokendrop_readers.glue_recipe import add_recipe_args, check_recipe, recipe_of
 
 
 class RecipeError(Exception):
@@ -171,9 +172,7 @@ def run(args):
               "folder": os.path.abspath(args.folder), "metrics": {k: v for k, v in metrics.items() if k != "score"},
               "score": metrics["score"], "majority": None if task.regression else majority_accuracy(gold),
               "train_examples": len(train), "dev_examples": len(dev),
-              "recipe": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-                         "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
-                         "max_length": max_length, "seed": args.seed},
+              "recipe": recipe_of(args, max_length),
               "seconds": {"prepare": round(prepared - started, 1), "train": round(trained - prepared, 1)}}
     write_text(os.path.join(args.out, "metrics.json"), json.dumps(result, indent=1) + "\n")
     return result
@@ -186,19 +185,9 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="an --hf-out export, or any local BERT/RoBERTa directory")
     parser.add_argument("--out", required=True, help="where metrics.json, dev_predictions.txt and model/ go")
     parser.add_argument("--no-save", action="store_true", help="do not save the fine-tuned model")
-    parser.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per update (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=3, help="passes over train.tsv (default: %(default)s)")
-    parser.add_argument("--warmup-ratio", type=float, default=0.06,
-                        help="share of the updates spent warming up (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="(default: %(default)s)")
-    parser.add_argument("--max-length", type=int, default=128,
-                        help="tokens per example, special tokens included; longer ones are cut, longest text "
-                             "first (default: %(default)s, or the tokenizer's model_max_length if less)")
-    parser.add_argument("--seed", type=int, default=1, help="(default: %(default)s)")
+    add_recipe_args(parser)
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1:
-        parser.error("--epochs and --batch-size must be at least 1")
+    check_recipe(parser, args)
     try:
         result = run(args)
     except (GlueError, RecipeError) as err:

@@ -162,3 +162,28 @@ def test_hf_fine_tune_in_a_plain_python_learns_the_task(kind, request, rotten_to
             logits = model(input_ids=torch.tensor([hf_token_ids(kind, run, example.sentence1)])).logits
         agree += model.config.id2label[logits.argmax(-1).item()] == predicted
     assert agree == 200
+
+
+def test_sts_b_pairs_fine_tune_as_a_regression_scored_by_pearson_and_spearman(english_wordpiece, rotten_tomatoes,
+                                                                              tmp_path):
+    """STS-B's layout (10 fields, scores 0-5): a pair of snippets scores 5 when both are fresh or both rotten.
+    Not a test of learning (60 updates): of the regression path and its metrics, recounted by scipy."""
+    from scipy.stats import pearsonr, spearmanr
+
+    examples, _ = read_split(str(rotten_tomatoes["small"]), "SST-2", "train")
+    folder = tmp_path / "STS-B"
+    folder.mkdir()
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    for split, chosen in (("train", examples[:480]), ("dev", examples[480:640])):
+        rows = [f"{i}\tmain-forums\tf\t2015\t0\tnone\tnone\t{a.sentence1}\t{b.sentence1}\t"
+                f"{5.0 if a.label == b.label else 0.0}\n" for i, (a, b) in enumerate(zip(chosen[::2], chosen[1::2]))]
+        (folder / f"{split}.tsv").write_text(header + "".join(rows))
+    result, log = finetune_fairseq(folder, english_wordpiece["fairseq_export"] / "model.pt", tmp_path / "ft",
+                                   ["--tokenizer-dir", str(english_wordpiece["data"])])
+    assert "--regression-target" in log.splitlines()[0] and result["majority"] is None
+    predicted = [float(p) for p in (tmp_path / "ft" / "dev_predictions.txt").read_text().split()]
+    gold, _ = read_split(str(folder), "STS-B", "dev")
+    gold = [e.label for e in gold]
+    assert len(predicted) == len(gold) == 80
+    assert result["metrics"]["pearson"] == pytest.approx(pearsonr(predicted, gold)[0], abs=1e-9)
+    assert result["metrics"]["spearman"] == pytest.approx(spearmanr(predicted, gold)[0], abs=1e-9)

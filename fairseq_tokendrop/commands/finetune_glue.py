@@ -25,8 +25,8 @@ the task told by the folder's name or ``--task``. The checkpoint is an export's
    mean, as GLUE's leaderboard counts), the majority-class accuracy, sizes, seconds.
    The same JSON goes to stdout.
 
-One recipe for every task, the defaults below (Cramming's rule: a few epochs, one set of
-hyperparameters, nothing tuned per task); ``examples/finetune_hf.py`` defaults to the same.
+One recipe for every task (``tokendrop_readers/glue_recipe.py``, Cramming's rule: a few epochs,
+one set of hyperparameters, nothing tuned per task); ``examples/finetune_hf.py`` takes the same flags.
 A rerun after a kill resumes from OUT/checkpoints/checkpoint_last.pt.
 """
 import argparse
@@ -39,6 +39,7 @@ import time
 
 from tokendrop_readers.glue import GlueError, glue_task, task_of_folder
 from tokendrop_readers.glue_metrics import majority_accuracy, task_metrics
+from tokendrop_readers.glue_recipe import add_recipe_args, check_recipe, recipe_of
 
 from ..atomic_file import atomic_path
 from ..data.text_encoder import EncoderError, find_text_encoder
@@ -54,20 +55,6 @@ log = command_log("finetune_glue")
 
 class FinetuneError(Exception):
     pass
-
-
-def recipe_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("recipe (one for every task)")
-    group.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=32, help="sentences per update (default: %(default)s)")
-    group.add_argument("--epochs", type=int, default=3, help="passes over train.tsv (default: %(default)s)")
-    group.add_argument("--warmup-ratio", type=float, default=0.06,
-                       help="share of the updates spent warming up (default: %(default)s)")
-    group.add_argument("--weight-decay", type=float, default=0.1, help="(default: %(default)s)")
-    group.add_argument("--max-length", type=int, default=128,
-                       help="tokens per example, framing included; longer ones are cut, longest text first "
-                            "(default: %(default)s, or the model's positions if fewer)")
-    group.add_argument("--seed", type=int, default=1, help="(default: %(default)s)")
 
 
 def updates(train_examples: int, args) -> tuple:
@@ -147,9 +134,7 @@ def finetune(args, extra) -> dict:
               "folder": os.path.abspath(args.folder), "metrics": {k: v for k, v in metrics.items() if k != "score"},
               "score": metrics["score"], "majority": None if task.regression else majority_accuracy(gold),
               "train_examples": summary["train_examples"], "dev_examples": len(gold),
-              "recipe": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-                         "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
-                         "max_length": max_length, "seed": args.seed},
+              "recipe": recipe_of(args, max_length),
               "seconds": {"binarize": round(binarized - started, 1), "train": round(trained - binarized, 1),
                           "evaluate": round(time.time() - trained, 1)}}
     write_json(os.path.join(args.out, "metrics.json"), result)
@@ -176,8 +161,9 @@ def main(argv=None):
     parser.add_argument("--bin-dir", metavar="DIR", help="the binarized task (default: OUT/bin); reused when made "
                         "from the same files and dictionary, e.g. by runs of several checkpoints")
     parser.add_argument("--workers", type=int, default=1, help="fairseq-preprocess workers (default: %(default)s)")
-    recipe_args(parser)
+    add_recipe_args(parser)
     args = parser.parse_args(argv)
+    check_recipe(parser, args)
     try:
         result = finetune(args, extra)
     except (GlueError, EncoderError, PretrainedError, FinetuneError) as err:
