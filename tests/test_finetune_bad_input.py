@@ -76,3 +76,14 @@ def test_a_checkpoint_with_segments_or_another_dictionary(model, tmp_path):
     assert message.startswith(f"{checkpoint} has {len(vocab_tokens()) + 1} embedding rows and WordPiece")
     assert "not the model's dictionary" in message
     assert "no such checkpoint" in refused([folder, "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "o"])
+
+
+def test_an_export_without_its_tokenizer_says_where_to_find_one(model, tmp_path):
+    data, checkpoint = model
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "dict.txt").write_bytes((data / "dict.txt").read_bytes())  # as --fairseq-out of a WordPiece model
+    (export / "model.pt").write_bytes(checkpoint.read_bytes())
+    message = refused([sst2(tmp_path / "SST-2", ["w1\t1"]), "--checkpoint", export / "model.pt", "--out",
+                       tmp_path / "o"])
+    assert message.startswith(f"{export}: dict.txt but no tokenizer") and "--tokenizer-dir" in message

@@ -106,7 +106,11 @@ def finetune(args, extra) -> dict:
     started = time.time()
     task = glue_task(args.task) if args.task else task_of_folder(args.folder)
     pretrained = read_pretrained(args.checkpoint, args.tokenizer_dir, log)
-    encoder = find_text_encoder(pretrained.tokenizer_dir)
+    try:
+        encoder = find_text_encoder(pretrained.tokenizer_dir)
+    except EncoderError as err:
+        raise FinetuneError(f"{err} (--tokenizer-dir names the folder with the model's tokenizer: for a WordPiece "
+                            "model's --fairseq-out export, its data dir or --hf-out export, which hold vocab.txt)")
     if len(encoder.dictionary) != pretrained.embedding_rows:
         raise FinetuneError(f"{args.checkpoint} has {pretrained.embedding_rows} embedding rows and "
                             f"{encoder.description} gives {len(encoder.dictionary)} symbols: not the model's "
