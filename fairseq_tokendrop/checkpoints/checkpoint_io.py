@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Mapping, Optional, Sequence
 
 import torch
+from fairseq.models import ARCH_MODEL_REGISTRY
 from omegaconf import OmegaConf
 
 from ..atomic_file import atomic_path
@@ -102,3 +103,10 @@ def restore_command(out_dir: str, arch: str, flags: Sequence[str]) -> str:
     return (f"fairseq-train DATA-BIN --user-dir {PLUGIN_DIR} --task masked_lm_tokendrop --arch {arch} "
             f"{' '.join(flags)} --restore-file {out_dir}/model.pt "
             "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+
+
+def stock_arch(arch):
+    """``tokendrop_roberta_large`` -> ``roberta_large``; anything else -> a stock arch of that name or roberta_base."""
+    name = arch.replace("tokendrop_", "", 1)
+    model = ARCH_MODEL_REGISTRY.get(name)
+    return name if model is not None and model.__module__.startswith("fairseq.") else "roberta_base"

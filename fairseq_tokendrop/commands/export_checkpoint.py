@@ -49,17 +49,16 @@ import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists Namesp
 from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
 from fairseq import checkpoint_utils
 from fairseq.criterions.masked_lm import MaskedLmLoss
-from fairseq.models import ARCH_MODEL_REGISTRY
 from fairseq.models.roberta import RobertaModel
 from fairseq.models.roberta.model import base_architecture
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
 from fairseq_tokendrop.models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
-from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, without_importance
+from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, stock_arch, without_importance
 from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
                                                  check_replaceable, write_hf_export)
-from fairseq_tokendrop.interop.wordpiece_tokenizer import lower_case_of
+from fairseq_tokendrop.data.wordpiece_casing import lower_case_of
 from fairseq_tokendrop.data.premasked_dataset import META_NAME, read_meta
 from fairseq_tokendrop.data.wordpiece_dictionary import read_wordpiece_vocab, vocab_sha256
 from fairseq_tokendrop.errors import TokendropError
@@ -80,13 +79,6 @@ def stock_roberta_keys():
     defaults = argparse.Namespace()
     base_architecture(defaults)
     return ({a.dest for a in parser._actions} | set(vars(defaults))) - {"help"}
-
-
-def stock_arch(arch):
-    """``tokendrop_roberta_large`` -> ``roberta_large``; anything else -> a stock arch of that name or roberta_base."""
-    name = arch.replace("tokendrop_", "", 1)
-    model = ARCH_MODEL_REGISTRY.get(name)
-    return name if model is not None and model.__module__.startswith("fairseq.") else "roberta_base"
 
 
 def stock_cfg(cfg, model_args, out_dir, spm_path):

@@ -52,7 +52,7 @@ from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.hf_export import HUB_SPM_NAME
 from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, permutation, write_import
 from fairseq_tokendrop.interop.sentencepiece_tokenizer import dictionary_symbol
-from fairseq_tokendrop.interop.wordpiece_tokenizer import HF_TOKENIZER_CONFIG
+from fairseq_tokendrop.data.wordpiece_casing import HF_TOKENIZER_CONFIG
 
 log = command_log("import_hf")
 
