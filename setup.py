@@ -13,6 +13,7 @@ COMMANDS = {
     "import-hf": "commands.import_hf",
     "import-sctd": "commands.import_sctd",
     "import-tf": "commands.import_tf",
+    "inspect": "commands.inspect_dropping",
     "stdlib-corpus": "research.make_stdlib_corpus",
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",

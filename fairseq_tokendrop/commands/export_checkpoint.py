@@ -152,8 +152,9 @@ def find_data_files(data_dir, spm_model):
     return dict_path, (found[0] if found else None)
 
 
-def wordpiece_vocabulary(data_dir, vocab, lowercase):
-    """The WordPiece vocab.txt the data's ids come from (--vocab, or vocab.txt in the data dir), or None."""
+def wordpiece_vocabulary(data_dir, vocab, lowercase, log=log):
+    """The WordPiece vocab.txt the data's ids come from (--vocab, or vocab.txt in the data dir), or None;
+    ``log`` reports the casing found (the calling command's)."""
     path = vocab or os.path.join(data_dir, "vocab.txt")
     if not os.path.isfile(path):
         if vocab:

@@ -1,0 +1,80 @@
+"""Which kinds of token the dropping layers keep: special tokens, the most frequent tenth of the
+vocabulary, and the rest.
+
+Hou et al. (ACL 2022) argue that importance dropping learns to skip frequent, easy tokens; this is
+the number that shows whether a run does. :class:`KeptTally` counts on the device, per vocabulary
+id, how often each id came in and how often the dropping layers kept it (a few kernels per training
+forward, no host read); :func:`kept_shares` turns two readings of it into the share of each kind
+kept in between. The kinds are fixed by :func:`vocabulary_kinds` from a frequency per id.
+"""
+import math
+from typing import Dict, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
+
+SPECIAL, FREQUENT, REST, NONE = 0, 1, 2, 3  # NONE: padding, counted in no kind
+KIND_NAMES = {SPECIAL: "special", FREQUENT: "top10pct", REST: "rest"}
+FREQUENT_SHARE = 0.1
+
+
+def vocabulary_kinds(dictionary, frequency: Sequence[float]) -> np.ndarray:
+    """``[V]`` kind of every id: the dictionary's special symbols (``<s> </s> <unk>``, ``<mask>``),
+    the most frequent tenth of the other ids by ``frequency`` (ties to the lower id, which in a
+    fairseq-preprocess dict.txt is the more frequent), the rest; ``<pad>`` is in none."""
+    frequency = np.asarray(frequency, dtype=np.float64)
+    kinds = np.full(len(dictionary), REST, dtype=np.int64)
+    special = [dictionary.bos(), dictionary.eos(), dictionary.unk()]
+    if "<mask>" in dictionary.indices:
+        special.append(dictionary.index("<mask>"))
+    kinds[special] = SPECIAL
+    kinds[dictionary.pad()] = NONE
+    others = np.flatnonzero(kinds == REST)
+    most_first = others[np.argsort(-frequency[others], kind="stable")]
+    kinds[most_first[:math.ceil(FREQUENT_SHARE * len(others))]] = FREQUENT
+    return kinds
+
+
+def kept_ids(src_tokens: Tensor, plan: Union[TokenDroppingPlan, LayerwisePlan]) -> Tensor:
+    """The ids the dropping layers saw: ``[B, K]``, or ``[L, B, K]`` for random-LTD's L wrapped layers
+    (the plan's own gather, the one that gives its layers their padding mask)."""
+    return plan.kept_padding(src_tokens)
+
+
+class KeptTally:
+    """Running counts per vocabulary id, on the device: ``counts[0]`` tokens that came in (times the
+    number of dropping layers: random-LTD's wrapped layers each draw), ``counts[1]`` tokens kept."""
+
+    def __init__(self, vocab_size: int):
+        self.counts = torch.zeros(2, vocab_size, dtype=torch.float64)
+        self._weights: Dict[int, Tensor] = {}  # per number of dropping layers: [that many, 1.0] on the device
+
+    def add(self, src_tokens: Tensor, plan: Union[TokenDroppingPlan, LayerwisePlan]) -> None:
+        """One training forward's tokens and the plan it ran; no host read."""
+        kept = kept_ids(src_tokens, plan)
+        layers = kept.size(0) if kept.dim() == 3 else 1
+        if self.counts.device != src_tokens.device:
+            self.counts = self.counts.to(src_tokens.device)
+            self._weights.clear()
+        if layers not in self._weights:  # made once: a tensor made per call would copy to the device per call
+            self._weights[layers] = torch.tensor([float(layers), 1.0], dtype=torch.float64, device=src_tokens.device)
+        came_in, one = self._weights[layers]
+        self.counts[0].index_add_(0, src_tokens.reshape(-1), came_in.expand(src_tokens.numel()))
+        self.counts[1].index_add_(0, kept.reshape(-1), one.expand(kept.numel()))
+
+    def read(self) -> np.ndarray:
+        """``[2, V]`` float64 on the host (one read)."""
+        return self.counts.cpu().numpy()
+
+
+def kept_shares(counts: np.ndarray, kinds: np.ndarray) -> Dict[str, float]:
+    """Kept share of each kind from ``[2, V]`` counts (a difference of two readings): kept / came in,
+    NaN for a kind that never came in."""
+    shares = {}
+    for kind, name in KIND_NAMES.items():
+        seen, kept = counts[:, kinds == kind].sum(axis=1)
+        shares[name] = kept / seen if seen > 0 else float("nan")
+    return shares
