@@ -30,7 +30,8 @@ from fairseq_tokendrop.method.pins import PIN
 from fairseq_tokendrop.training.kept_by_kind import (FREQUENT, NONE, REST, SPECIAL, KeptTally, kept_shares,
                                                      vocabulary_kinds)
 
-from conftest import logged, run_cli, train_flags, write_tiny_corpus
+from conftest import run_cli, train_flags, write_tiny_corpus
+from test_host_syncs import HostReads
 
 DIMS = dict(encoder_layers=6, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
             max_positions=32, dropout=0.0, attention_dropout=0.0)
@@ -276,26 +277,34 @@ def test_the_tally_counts_what_each_plan_kept_by_hand():
     tally = KeptTally(25)
     drop_index = torch.tensor([[0, 2, 5], [0, 2, 3]])
     ltd_index = torch.tensor([[[1, 3, 4], [0, 1, 2]], [[0, 4, 5], [0, 1, 3]]])
-    tally.add(tokens, TokenDroppingPlan(drop_index, 6))
-    tally.add(tokens, LayerwisePlan((None, 0, 1, None), ltd_index))
-    came_in, kept = np.zeros(25), np.zeros(25)
+    with HostReads() as reads:  # what a training forward adds: no read of the device on the host
+        tally.add(tokens, TokenDroppingPlan(drop_index, 6))
+        first = tally.counts.clone()
+        tally.add(tokens, LayerwisePlan((None, 0, 1, None), ltd_index))
+    assert reads.sites == []
+    first = first.numpy()
+    came_in, kept = np.zeros((2, 25)), np.zeros((2, 25))  # per forward
     for b, row in enumerate(tokens.tolist()):
         for t in row:
-            came_in[t] += 1 + 2  # once for the token-dropping forward, once per wrapped layer
+            came_in[0, t] += 1
+            came_in[1, t] += 2  # once per wrapped layer
         for p in drop_index[b].tolist():
-            kept[row[p]] += 1
+            kept[0, row[p]] += 1
         for layer in range(2):
             for p in ltd_index[layer, b].tolist():
-                kept[row[p]] += 1
-    assert (tally.read() == np.stack([came_in, kept])).all()
+                kept[1, row[p]] += 1
+    assert (first == np.stack([came_in[0], kept[0]])).all()
+    reading = tally.read()
+    tally.add(tokens, TokenDroppingPlan(drop_index, 6))
+    assert (reading == np.stack([came_in.sum(0), kept.sum(0)])).all()  # a reading stays what it was
     frequency = np.arange(25)[::-1].astype(float)  # id 4 most frequent after the specials
     kinds = vocabulary_kinds(dictionary, frequency)
     assert kinds[[0, 2, 3, 24]].tolist() == [SPECIAL] * 4 and kinds[1] == NONE
     assert kinds[4:6].tolist() == [FREQUENT, FREQUENT] and kinds[6:24].tolist() == [REST] * 18  # ceil(0.1*20)
-    shares = kept_shares(tally.read(), kinds)
+    shares = kept_shares(reading - first, kinds)  # the window between two readings: the layerwise plan
     for name, kind in (("special", SPECIAL), ("top10pct", FREQUENT), ("rest", REST)):
         ids = kinds == kind
-        assert shares[name] == pytest.approx(kept[ids].sum() / came_in[ids].sum())
+        assert shares[name] == pytest.approx(kept[1, ids].sum() / came_in[1, ids].sum())
 
 
 @pytest.mark.slow  # fairseq-train

@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 
-import numpy as np
 from fairseq import checkpoint_utils
 from fairseq.dataclass.utils import overwrite_args_by_name
 from fairseq.utils import safe_getattr
@@ -163,7 +162,7 @@ def terminal_lines(report: Report, width: int, colour: bool):
     shown = report.shown
     yield f"{shown.path}: update {shown.num_updates}; {shown.mode}"
     if not colour:
-        yield f"'^' under a token: the layers named on the left skip it"
+        yield "'^' under a token: the layers named on the left skip it"
     for s, marks in enumerate(shown.marks):
         yield ""
         yield f"sentence {s}: {len(marks.ids)} tokens, {marks.kept_length} kept"

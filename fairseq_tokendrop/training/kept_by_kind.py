@@ -66,8 +66,8 @@ class KeptTally:
         self.counts[1].index_add_(0, kept.reshape(-1), one.expand(kept.numel()))
 
     def read(self) -> np.ndarray:
-        """``[2, V]`` float64 on the host (one read)."""
-        return self.counts.cpu().numpy()
+        """``[2, V]`` float64 on the host (one read): a copy, which later adds leave as it is."""
+        return self.counts.to("cpu", copy=True).numpy()
 
 
 def kept_shares(counts: np.ndarray, kinds: np.ndarray) -> Dict[str, float]:
