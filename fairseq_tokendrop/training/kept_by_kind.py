@@ -39,31 +39,27 @@ def vocabulary_kinds(dictionary, frequency: Sequence[float]) -> np.ndarray:
 
 
 def kept_ids(src_tokens: Tensor, plan: Union[TokenDroppingPlan, LayerwisePlan]) -> Tensor:
-    """The ids the dropping layers saw: ``[B, K]``, or ``[L, B, K]`` for random-LTD's L wrapped layers
-    (the plan's own gather, the one that gives its layers their padding mask)."""
-    return plan.kept_padding(src_tokens)
+    """``[B, K]`` ids the dropping layers saw; for random-LTD the first wrapped layer's, as ``kept_frac``
+    counts them (every wrapped layer draws its subset alike)."""
+    index = plan.index[0] if plan.index.dim() == 3 else plan.index
+    return src_tokens.gather(1, index)
 
 
 class KeptTally:
-    """Running counts per vocabulary id, on the device: ``counts[0]`` tokens that came in (times the
-    number of dropping layers: random-LTD's wrapped layers each draw), ``counts[1]`` tokens kept."""
+    """Running counts per vocabulary id, on the device: ``counts[0]`` tokens that came in, ``counts[1]``
+    tokens kept."""
 
     def __init__(self, vocab_size: int):
         self.counts = torch.zeros(2, vocab_size, dtype=torch.float64)
-        self._weights: Dict[int, Tensor] = {}  # per number of dropping layers: [that many, 1.0] on the device
+        self._one = torch.ones((), dtype=torch.float64)
 
     def add(self, src_tokens: Tensor, plan: Union[TokenDroppingPlan, LayerwisePlan]) -> None:
         """One training forward's tokens and the plan it ran; no host read."""
+        if self.counts.device != src_tokens.device:  # once: a tensor made per call would copy to the device per call
+            self.counts, self._one = self.counts.to(src_tokens.device), self._one.to(src_tokens.device)
         kept = kept_ids(src_tokens, plan)
-        layers = kept.size(0) if kept.dim() == 3 else 1
-        if self.counts.device != src_tokens.device:
-            self.counts = self.counts.to(src_tokens.device)
-            self._weights.clear()
-        if layers not in self._weights:  # made once: a tensor made per call would copy to the device per call
-            self._weights[layers] = torch.tensor([float(layers), 1.0], dtype=torch.float64, device=src_tokens.device)
-        came_in, one = self._weights[layers]
-        self.counts[0].index_add_(0, src_tokens.reshape(-1), came_in.expand(src_tokens.numel()))
-        self.counts[1].index_add_(0, kept.reshape(-1), one.expand(kept.numel()))
+        self.counts[0].index_add_(0, src_tokens.reshape(-1), self._one.expand(src_tokens.numel()))
+        self.counts[1].index_add_(0, kept.reshape(-1), self._one.expand(kept.numel()))
 
     def read(self) -> np.ndarray:
         """``[2, V]`` float64 on the host (one read): a copy, which later adds leave as it is."""

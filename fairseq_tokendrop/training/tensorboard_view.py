@@ -6,8 +6,8 @@ validation subsets), on the rank fairseq gives the log dir to, into fairseq's ow
 
 - ``token_importance``: a histogram of the unpinned importance scores;
 - ``kept_share_special``, ``kept_share_top10pct``, ``kept_share_rest``: of the tokens of each kind
-  that came in since the last validation, the share the dropping layers kept (random-LTD: over its
-  wrapped layers); the kinds are ``kept_by_kind.vocabulary_kinds``, by the frequency of each id in
+  that came in since the last validation, the share the dropping layers kept (random-LTD: its first
+  wrapped layer, as ``kept_frac`` counts); the kinds are ``kept_by_kind.vocabulary_kinds``, by the frequency of each id in
   the batches this rank trained on so far.
 
 Training forwards add to the device counts of ``kept_by_kind.KeptTally`` (no host read); they are
