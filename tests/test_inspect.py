@@ -250,6 +250,34 @@ def test_the_page_has_a_row_per_sentence_and_the_series_matches_scipy(data_dir, 
     assert "Spearman" in stdout
 
 
+@pytest.mark.slow  # the pre-masked fixture converts with a pool of workers
+def test_a_premasked_split_is_the_files_own_and_wordpiece_text_is_berts(premasked, tmp_path, capsys):
+    """--split of a pre-masked dir shows the file's masked inputs; --text with a vocab.txt gives the ids of
+    transformers' BertTokenizerFast, mapped onto the dictionary by symbol (not by the command's id map)."""
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+    from transformers import BertTokenizerFast
+
+    from premasked_fixtures import by_symbol, vocab_tokens
+
+    dest = premasked["dest"]
+    write_checkpoint(tmp_path / "ck.pt", dest, ["--token-drop", "0.5"], distinct_scores(len(vocab_tokens()) + 1, 4),
+                     num_updates=3)
+    run_inspect(capsys, tmp_path / "ck.pt", "--split", "valid", "--sentences", "3", "--json", tmp_path / "split.json")
+    split = json.loads((tmp_path / "split.json").read_text())
+    src = MMapIndexedDataset(str(dest / "valid.src"))
+    assert [s["ids"] for s in split["sentences"]] == [src[i].tolist() for i in range(3)]
+    text = ["w1 w2s w3ing zzz w4", "W5 w6 w7 w8 w9 w10"]
+    _, stderr = run_inspect(capsys, tmp_path / "ck.pt", "--text", write_lines(tmp_path, text),
+                            "--vocab", premasked["vocab"], "--json", tmp_path / "text.json")
+    shown = json.loads((tmp_path / "text.json").read_text())["sentences"]
+    bert = BertTokenizerFast(str(premasked["vocab"]), do_lower_case=True)  # vocab_file (v4), vocab (v5)
+    dictionary = Dictionary.load(str(dest / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    assert [s["ids"] for s in shown] == [by_symbol(vocab_tokens(), dictionary, bert.encode(t)).tolist() for t in text]
+    assert shown[0]["tokens"][:5] == ["<s>", "w1", "w2", "##s", "w3"] and "<unk>" in shown[0]["tokens"]
+    assert "do_lower_case=True" in stderr
+
+
 def test_spearman_equals_scipys_with_and_without_ties():
     g = np.random.default_rng(0)
     for a, b in ((g.normal(size=50), g.normal(size=50)), (g.integers(0, 5, 80), g.integers(0, 3, 80)),

@@ -40,7 +40,7 @@ class WordPieceText:
         if list(converted.symbols) != list(dictionary.symbols):
             raise TokendropError(f"{vocab_path} does not give the checkpoint's dictionary ({len(converted)} entries "
                                  f"against {len(dictionary)}): give the vocab.txt the data was converted with (--vocab)")
-        self.tokenizer = BertTokenizer(vocab_file=vocab_path, do_lower_case=lower_case)
+        self.tokenizer = BertTokenizer(vocab_path, do_lower_case=lower_case)  # vocab_file (v4), vocab (v5)
 
     def ids(self, text: str) -> List[int]:
         wordpiece_ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
