@@ -177,6 +177,20 @@ def wordpiece_vocabulary(data_dir, vocab, lowercase, log=log):
     return WordPieceVocabulary(path, lower_case)
 
 
+def add_vocabulary_args(parser, spm_use: str, wordpiece_use: str) -> None:
+    """--data, --spm-model, --vocab, --lowercase: the training data dir and the vocabulary its ids come from,
+    found by ``find_data_files`` and ``wordpiece_vocabulary``; the uses say what the command does with them."""
+    parser.add_argument("--data", metavar="DIR", help="the training data dir holding dict.txt "
+                        "(default: the one recorded in the checkpoint)")
+    parser.add_argument("--spm-model", metavar="PATH", help=f"sentencepiece model {spm_use} (default: "
+                        "spm.model or sentencepiece.bpe.model in the data dir, if there is one)")
+    parser.add_argument("--vocab", metavar="PATH", help="the WordPiece vocab.txt the training data's ids come "
+                        f"from (default: vocab.txt in the data dir, if there is one): {wordpiece_use}")
+    parser.add_argument("--lowercase", choices=("yes", "no"), help="the BERT tokenizer's do_lower_case "
+                        "(default: tokenizer_config.json next to vocab.txt, else yes when vocab.txt has no "
+                        "upper-case token)")
+
+
 def hf_tokenizer_source(data_dir, args, spm_path):
     """What the HF export's tokenizer is made from; one line naming the missing file when there is none."""
     wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase)
@@ -196,15 +210,7 @@ def main(argv=None):
                         "(RobertaForMaskedLM for sentencepiece, BertForMaskedLM for a WordPiece vocab.txt)")
     parser.add_argument("--save-importance", metavar="PATH",
                         help="write the token-importance scores (for --init-token-importance) here")
-    parser.add_argument("--data", metavar="DIR", help="the training data dir holding dict.txt "
-                        "(default: the one recorded in the checkpoint)")
-    parser.add_argument("--spm-model", metavar="PATH", help="sentencepiece model to ship (default: "
-                        "spm.model or sentencepiece.bpe.model in the data dir, if there is one)")
-    parser.add_argument("--vocab", metavar="PATH", help="the WordPiece vocab.txt the training data's ids come "
-                        "from (default: vocab.txt in the data dir, if there is one): --hf-out writes a BERT")
-    parser.add_argument("--lowercase", choices=("yes", "no"), help="the BERT tokenizer's do_lower_case "
-                        "(default: tokenizer_config.json next to vocab.txt, else yes when vocab.txt has no "
-                        "upper-case token)")
+    add_vocabulary_args(parser, "to ship", "--hf-out writes a BERT")
     parser.add_argument("--keep-optimizer", action="store_true",
                         help="keep the optimizer state in the fairseq export (to continue pretraining)")
     args = parser.parse_args(argv)

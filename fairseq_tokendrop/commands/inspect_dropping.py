@@ -30,7 +30,7 @@ from fairseq.utils import safe_getattr
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin, allowlists Namespace for torch.load)
 from fairseq_tokendrop.checkpoints.safe_loading import load_checkpoint
-from fairseq_tokendrop.commands.export_checkpoint import find_data_files, wordpiece_vocabulary
+from fairseq_tokendrop.commands.export_checkpoint import add_vocabulary_args, find_data_files, wordpiece_vocabulary
 from fairseq_tokendrop.commands.inspect_html import write_page
 from fairseq_tokendrop.commands.inspect_marks import row_labels, sentence_marks
 from fairseq_tokendrop.commands.inspect_ranking import dictionary_frequency, ranking
@@ -205,24 +205,17 @@ def main(argv=None):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", metavar="FILE", help="sentences, one a line ('-': stdin)")
     source.add_argument("--split", default="valid", help="a split of the data dir (default: %(default)s)")
-    parser.add_argument("--sentences", type=int, default=8, help="how many to show (default: %(default)s)")
-    parser.add_argument("--seed", type=int, help="the random strategies' seed (default: the checkpoint's --seed)")
-    parser.add_argument("--data", metavar="DIR", help="the data dir holding dict.txt "
-                        "(default: the one recorded in the checkpoint)")
-    parser.add_argument("--spm-model", metavar="PATH", help="the sentencepiece model of --text "
-                        "(default: spm.model or sentencepiece.bpe.model in the data dir)")
-    parser.add_argument("--vocab", metavar="PATH", help="the WordPiece vocab.txt of --text (default: vocab.txt in "
-                        "the data dir, if there is one)")
-    parser.add_argument("--lowercase", choices=("yes", "no"), help="WordPiece casing (default: as "
-                        "fairseq-tokendrop-export decides it)")
-    parser.add_argument("--top", type=int, default=20, help="most and least important ids to list "
+    parser.add_argument("--sentences", type=int, default=8, metavar="N", help="how many to show (default: %(default)s)")
+    parser.add_argument("--seed", type=int, metavar="S", help="the random strategies' seed (default: the checkpoint's --seed)")
+    add_vocabulary_args(parser, "that --text is encoded with", "--text is tokenized with it")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="most and least important ids to list "
                         "(default: %(default)s)")
     parser.add_argument("--html", metavar="PATH", help="write the page here")
     parser.add_argument("--json", metavar="PATH", help="write everything as JSON here")
     parser.add_argument("--png", metavar="PATH", help="draw the sentences and the score-frequency plot (matplotlib)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="dropped tokens struck through in colour instead of marked by '^' (auto: on a terminal)")
-    parser.add_argument("--width", type=int, help="columns of the terminal view (default: the terminal's)")
+    parser.add_argument("--width", type=int, metavar="N", help="columns of the terminal view (default: the terminal's)")
     args = parser.parse_args(argv)
     if args.sentences < 1 or args.top < 0:
         parser.error("--sentences must be >= 1 and --top >= 0")
