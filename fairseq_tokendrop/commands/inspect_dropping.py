@@ -122,6 +122,7 @@ def input_sentences(args, model, task, data_dir):
     except FileNotFoundError as e:
         raise TokendropError(f"--split {args.split}: {e}") from None
     dataset = task.dataset(args.split)
+    dataset.set_epoch(1)  # masked_lm's masks depend on the epoch: those of the first, as validation's iterator sets
     return [dataset[i]["net_input.src_tokens"].tolist() for i in range(min(args.sentences, len(dataset)))]
 
 
