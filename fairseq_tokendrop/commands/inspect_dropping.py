@@ -46,7 +46,8 @@ log = command_log("inspect")
 
 
 def load_model(path: str, data: str, seed):
-    """(model, task, update) of a checkpoint; its scores come in through the model's own load."""
+    """(model, task, update, whether the run started from a scores file) of a checkpoint; its scores come in
+    through the model's own load."""
     if not os.path.isfile(path):
         raise TokendropError(f"no such checkpoint: {path}")
     overrides = {**({"data": data} if data else {}), **({"seed": seed} if seed is not None else {})}
