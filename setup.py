@@ -14,6 +14,7 @@ COMMANDS = {
     "import-sctd": "commands.import_sctd",
     "import-tf": "commands.import_tf",
     "finetune-glue": "commands.finetune_glue",
+    "inspect": "commands.inspect_dropping",
     "stdlib-corpus": "research.make_stdlib_corpus",
     "rotten-tomatoes": "research.make_rotten_tomatoes",
     "benchmark": "research.benchmark",

@@ -21,6 +21,7 @@
 # TARGET=A adds the compute to first reach valid mlm_acc A. The default (3000 baseline updates, the
 # embedded corpus grown by the venv's package docstrings to 1.7M tokens) is the study in
 # docs/study.md: about 2 hours on 2 cores for its 6 modes x 3 seeds.
+# KEEP_CHECKPOINTS=1 keeps each run's checkpoint_last.pt (no optimizer state), for fairseq-tokendrop-inspect.
 # Outputs in OUT: the runs, tb/, curves.png, results.json, prepare_corpus.log (with sentencepiece's
 # trainer log).
 set -euo pipefail
@@ -36,6 +37,8 @@ tokens="${T:-64}" batch="${B:-16}" lr="${LR:-1e-3}" warmup_frac="${WARMUP_FRAC:-
 drop="${DROP:-0.5}" sctd_interval="${SCTD_INTERVAL:-10}" validations="${VALIDATIONS:-20}"
 log_interval="${LOG_INTERVAL:-10}" valid_steps="${VALID_STEPS:-50}" target="${TARGET:-}"
 jobs="${JOBS:-2}" threads="${THREADS:-1}"
+save_flags="--no-save"
+[ -z "${KEEP_CHECKPOINTS:-}" ] || save_flags="--no-epoch-checkpoints --no-save-optimizer-state"
 schedule="${KEEP_SCHEDULE:-$((tokens / 2)),$tokens,$base_updates,$((tokens >= 16 ? tokens / 16 : 1))}"
 # The venv's own packages whose docstrings grow the embedded corpus (--packages of make_stdlib_corpus).
 # Empty: the standard library alone (the demo's corpus).
@@ -128,7 +131,7 @@ train() {  # mode seed
         --sample-break-mode none --tokens-per-sample "$tokens" --max-positions "$tokens" --batch-size "$batch" \
         --optimizer adam --adam-betas "(0.9, 0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
         --lr "$lr" --lr-scheduler polynomial_decay --warmup-updates "$warmup" --total-num-update "$updates" \
-        --max-update "$updates" --validate-interval-updates "$valid_every" --no-save \
+        --max-update "$updates" --validate-interval-updates "$valid_every" $save_flags \
         --max-valid-steps "$valid_steps" --seed "$seed" \
         --num-workers 0 --log-format json --log-interval "$log_interval" --no-progress-bar \
         --tensorboard-logdir "$out/tb/$name" --save-dir "$dir" > "$dir/train.log" 2>&1 \

@@ -56,16 +56,14 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 from fairseq_tokendrop.models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, stock_arch, without_importance
-from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, WordPieceVocabulary,
-                                                 check_replaceable, write_hf_export)
-from fairseq_tokendrop.data.wordpiece_casing import lower_case_of
-from fairseq_tokendrop.data.premasked_dataset import META_NAME, read_meta
-from fairseq_tokendrop.data.wordpiece_dictionary import read_wordpiece_vocab, vocab_sha256
+from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, check_replaceable,
+                                                 write_hf_export)
 from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.method.importance import find_token_importance
 from fairseq_tokendrop.commands.log import command_log
+from fairseq_tokendrop.commands.model_vocabulary import (SPM_NAMES, add_vocabulary_args, find_data_files,
+                                                         wordpiece_vocabulary)
 
-SPM_NAMES = ("spm.model", HUB_SPM_NAME)  # prepare_corpus.py's name, fairseq hub's name
 FAIRSEQ_EXPORT_FILES = frozenset(("model.pt", "dict.txt", HUB_SPM_NAME))
 
 
@@ -132,45 +130,9 @@ def export_fairseq(state, model, model_args, out_dir, dict_path, spm_path, keep_
             "eps / (2 variance) of each LayerNorm input); --hf-out keeps the model's value")
 
 
-def find_data_files(data_dir, spm_model):
-    dict_path = os.path.join(data_dir, "dict.txt")
-    if not os.path.isfile(dict_path):
-        raise TokendropError(f"no dict.txt in the data dir {data_dir} (give the training data dir with --data)")
-    if spm_model:
-        if not os.path.isfile(spm_model):
-            raise TokendropError(f"--spm-model: no such file: {spm_model}")
-        return dict_path, spm_model
-    found = [os.path.join(data_dir, n) for n in SPM_NAMES if os.path.isfile(os.path.join(data_dir, n))]
-    return dict_path, (found[0] if found else None)
-
-
-def wordpiece_vocabulary(data_dir, vocab, lowercase):
-    """The WordPiece vocab.txt the data's ids come from (--vocab, or vocab.txt in the data dir), or None."""
-    path = vocab or os.path.join(data_dir, "vocab.txt")
-    if not os.path.isfile(path):
-        if vocab:
-            raise TokendropError(f"--vocab: no such file: {vocab}")
-        if os.path.isfile(os.path.join(data_dir, META_NAME)):
-            raise TokendropError(f"{data_dir} holds pre-masked data converted from a WordPiece vocab.txt ({META_NAME}) "
-                              "and no vocab.txt: give that vocab.txt with --vocab")
-        return None
-    try:
-        tokens = read_wordpiece_vocab(path)
-    except TokendropError as err:
-        raise TokendropError(f"--vocab: {err.message}") from None
-    except OSError as err:
-        raise TokendropError(f"--vocab: {err}") from None
-    if os.path.isfile(os.path.join(data_dir, META_NAME)) and read_meta(data_dir)["vocab_sha256"] != vocab_sha256(path):
-        raise TokendropError(f"{path}: not the vocab.txt {data_dir} was converted with (its {META_NAME} records "
-                          "another sha256)")
-    lower_case, told = lower_case_of(path, tokens, {"yes": True, "no": False, None: None}[lowercase])
-    log(f"WordPiece vocabulary {path}, do_lower_case={lower_case} ({told})")
-    return WordPieceVocabulary(path, lower_case)
-
-
 def hf_tokenizer_source(data_dir, args, spm_path):
     """What the HF export's tokenizer is made from; one line naming the missing file when there is none."""
-    wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase)
+    wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase, log)
     if wordpiece is not None:
         return wordpiece
     if spm_path is None:
@@ -187,15 +149,7 @@ def main(argv=None):
                         "(RobertaForMaskedLM for sentencepiece, BertForMaskedLM for a WordPiece vocab.txt)")
     parser.add_argument("--save-importance", metavar="PATH",
                         help="write the token-importance scores (for --init-token-importance) here")
-    parser.add_argument("--data", metavar="DIR", help="the training data dir holding dict.txt "
-                        "(default: the one recorded in the checkpoint)")
-    parser.add_argument("--spm-model", metavar="PATH", help="sentencepiece model to ship (default: "
-                        "spm.model or sentencepiece.bpe.model in the data dir, if there is one)")
-    parser.add_argument("--vocab", metavar="PATH", help="the WordPiece vocab.txt the training data's ids come "
-                        "from (default: vocab.txt in the data dir, if there is one): --hf-out writes a BERT")
-    parser.add_argument("--lowercase", choices=("yes", "no"), help="the BERT tokenizer's do_lower_case "
-                        "(default: tokenizer_config.json next to vocab.txt, else yes when vocab.txt has no "
-                        "upper-case token)")
+    add_vocabulary_args(parser, "to ship", "--hf-out writes a BERT")
     parser.add_argument("--keep-optimizer", action="store_true",
                         help="keep the optimizer state in the fairseq export (to continue pretraining)")
     args = parser.parse_args(argv)

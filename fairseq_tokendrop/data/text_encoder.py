@@ -26,7 +26,7 @@ from ..errors import TokendropError
 from .wordpiece_casing import lower_case_of
 from .wordpiece_dictionary import MASK_SYMBOL, SPECIAL_TOKENS, read_wordpiece_vocab, wordpiece_to_fairseq
 
-SPM_NAMES = ("sentencepiece.bpe.model", "spm.model")  # fairseq hub's name, prepare_corpus' name
+SPM_NAMES = ("spm.model", "sentencepiece.bpe.model")  # prepare_corpus' name, fairseq hub's name
 BERT_UNK, BERT_PAD = "[UNK]", "[PAD]"
 BERT_MAX_CHARS_PER_WORD = 100  # google-research/bert WordpieceTokenizer: longer words are [UNK]
 

@@ -110,6 +110,7 @@ def set_layer_norm_eps(module: nn.Module, eps: float) -> None:
 
 class TokenDropRobertaEncoder(RobertaEncoder):
     num_updates = 0  # set by fairseq before every micro-batch: the schedule and the noise read it
+    kept_tally = None  # counts what the plans keep, under --tensorboard-logdir (training/tensorboard_view.py)
 
     def __init__(self, args, dictionary):
         super().__init__(args, dictionary)
@@ -170,6 +171,8 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         middle layers saw) / ``tokens`` (non-padding).
         """
         plan = self.plan(src_tokens) if drop_tokens else None
+        if plan is not None and self.kept_tally is not None and self.token_importance.collecting:
+            self.kept_tally.add(src_tokens, plan)  # not a dummy batch's
         out = self.sentence_encoder(src_tokens, return_all_hiddens=return_all_hiddens,
                                     segment_labels=segment_labels, plan=plan)
         x = out["encoder_out"][0].transpose(0, 1)

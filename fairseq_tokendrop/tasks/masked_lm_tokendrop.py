@@ -13,6 +13,8 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
 - before the first update, the scores that fairseq's rank-0 broadcast of the checkpoint dropped
   come back (``checkpoints/scores_after_broadcast.py``); ``--ddp-backend fully_sharded`` is
   refused at startup;
+- under ``--tensorboard-logdir``, at every validation: a histogram of the importance scores and the
+  kept share of special, frequent and other tokens (``training/tensorboard_view.py``);
 - two MLPerf-style options (see ``mlperf_target``): ``--eval-interval-samples`` sets fairseq's
   validate and save intervals from a number of samples, and ``--stop-at-mlm-acc`` ends the run
   at a target validation accuracy.
@@ -24,6 +26,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from ..training import trainer_steps
+from ..training.tensorboard_view import tensorboard_view
 from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..errors import TokendropError
@@ -77,6 +80,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         super().__init__(cfg, dictionary)
         self.training_started = False
         self.stop_at_target = None
+        self.tensorboard_view = None
         self.model_needs_importance_updates = False
 
     @classmethod
@@ -104,6 +108,8 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
             if tracker is not None and root is not None:  # the checkpoint was loaded; no update yet
                 restore_scores_lost_in_broadcast(tracker, root.checkpoint, next(model.parameters()).device)
+            if root is not None:
+                self.tensorboard_view = tensorboard_view(root, model)
             if self.cfg.stop_at_mlm_acc or self.cfg.eval_interval_samples:
                 self.stop_at_target = self._schedule_mlperf_eval()
 
@@ -138,6 +144,8 @@ class MaskedLMTokenDropTask(MaskedLMTask):
     def post_validate(self, model, stats, agg):
         if self.stop_at_target is not None:
             self.stop_at_target.observe(stats, agg)
+        if self.tensorboard_view is not None:
+            self.tensorboard_view.at_validation(stats["num_updates"])
 
     def post_save(self, cp_path, num_updates):
         if self.stop_at_target is not None:
