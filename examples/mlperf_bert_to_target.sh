@@ -33,6 +33,9 @@
 #   at update MAX_UPDATES=600.
 #   LAMB is NVIDIA apex's FusedLAMB where apex is installed, else the plugin's PyTorch LAMB (docs/lamb.md).
 # BATCH=8192 sequences per update: --update-freq is BATCH / (NGPU * PER_GPU), rounded up.
+# Also: TARGET=0.720, ARCH=tokendrop_roberta_large, TOKENS=512 (MLPerf's length), KEEP=256 (tokens the middle
+#   layers see; 512 = the reference's compute), EVAL_SAMPLES=mlperf (or a number, for trial runs), WORKERS
+#   (conversion processes), SAVE_DIR=OUT/checkpoints, PYTHON, EXTRA_ARGS (appended to fairseq-train, so they win).
 # Differences from MLPerf: docs/data.md#mlperf-bert (token dropping itself; RoBERTa's post-LN layers are
 #   BERT's, but fairseq adds positions from index 2 and has no next-sentence head, which MLPerf does not train).
 set -euo pipefail

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,3 +192,12 @@ def test_setup_env_looks_for_a_supported_python_and_refuses_before_any_download(
     if "ran: -m venv" not in expected:
         (line,) = proc.stderr.splitlines()
         assert line.startswith("setup_env: error: ") and "3.11 or 3.12" in line
+
+
+def test_study_refuses_a_corpus_package_the_venv_lacks_before_any_run(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path / "study"), CORPUS_PACKAGES="numpy no_such_package_here",
+               TOKENDROP_VENV=str(Path(sys.executable).parents[1]))
+    proc = subprocess.run(["bash", str(REPO / "examples" / "study.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("study: error: CORPUS_PACKAGES names no_such_package_here")
+    assert not (tmp_path / "study" / "corpus").exists() and not list((tmp_path / "study").glob("*_seed*"))
