@@ -1,8 +1,8 @@
 """Two data-parallel ranks (gloo, CPU) through stock ``fairseq-train`` in every dropping mode (importance,
-ScTD, random, random-LTD), under
-fairseq's own all-reduce (``--ddp-backend legacy_ddp``) and torch's ``DistributedDataParallel``
-(``c10d``) with and without ``--checkpoint-activations``, against one process that sees the union
-of both ranks' batches. ``two_ranks.py`` says how the ranks are launched.
+ScTD, random, random-LTD), under fairseq's own all-reduce (``--ddp-backend legacy_ddp``) and torch's
+``DistributedDataParallel`` (``c10d``, alias of the default ``pytorch_ddp``) with and without
+``--checkpoint-activations``, against one process that sees the union of both ranks' batches.
+``two_ranks.py`` says how the ranks are launched.
 
 Per mode, four runs of the same 4 updates at ``--update-freq 2`` (fairseq's ``no_sync`` on the
 first micro-batch of each update under torch DDP):
