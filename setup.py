@@ -30,6 +30,8 @@ setup(
     name="fairseq_tokendrop",
     version="0.1.0",
     description="Token-dropping (Hou et al. 2022) and ScTD (Zhong et al. 2023) RoBERTa pretraining as a fairseq plugin",
+    license="MIT",  # as fairseq's; the text is LICENSE, which the wheel carries
+    license_files=["LICENSE"],
     packages=find_packages(include=["fairseq_tokendrop", "fairseq_tokendrop.*", "tokendrop_readers"]),
     # ve-fairseq 0.12.3 is fairseq main of mid-2025 (the plugin calls main's MaskedLMTask._regular_dataset,
     # which the last release, 0.12.2, lacks; 0.12.2 also cannot import on Python >= 3.11, fairseq issue

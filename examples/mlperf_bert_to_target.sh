@@ -2,7 +2,8 @@
 # MLPerf BERT data -> token-dropping pretraining that stops at masked-LM accuracy TARGET (0.720)
 # on eval_10k, evaluated every floor(0.05*(230.23*B+3e6)/25000)*25000 samples as MLPerf does.
 #
-#   MLPERF_DIR=/data/mlperf_bert OUT=runs/mlperf NGPU=8 PER_GPU=32 bash examples/mlperf_bert_to_target.sh
+#   MLPERF_DIR=/data/mlperf_bert INIT_TF=/data/mlperf_bert/tf1_ckpt/model.ckpt-28252 OUT=runs/mlperf \
+#       NGPU=8 PER_GPU=32 bash examples/mlperf_bert_to_target.sh
 #
 # MLPERF_DIR holds what MLPerf's data preparation produced:
 #   vocab.txt                 the WordPiece vocabulary (VOCAB=... to override)
@@ -15,7 +16,10 @@
 #                             part_eval_10k.hdf5 (HDF5 producers), test_shard_*.hdf5, *_test_*.hdf5
 #   checksums.md (optional)   the (file, size, md5) table; every file is verified first (CHECKSUMS=...)
 # The converter tells each file's layout from its content, whatever its name.
-# MLPerf starts from a checkpoint. INIT_TF=PREFIX: its TensorFlow checkpoint as MLPerf ships it (TF1
+# MLPerf starts from a checkpoint, and so must this script: without INIT_TF or INIT_HF it stops before
+#   anything runs (MLPerf's 600 updates at its warm-start learning rate cannot reach 0.720 from random
+#   weights). FROM_SCRATCH=1 trains from random weights instead, and then needs MAX_UPDATES (with LR,
+#   WARMUP) for a schedule of its own. INIT_TF=PREFIX: its TensorFlow checkpoint as MLPerf ships it (TF1
 #   tf1_ckpt/model.ckpt-28252 with bert_config.json beside it, or a TF2 Model Garden checkpoint), read
 #   without TensorFlow (docs/tensorflow.md); or INIT_HF=DIR: a Hugging Face BERT/RoBERTa directory.
 #   Its vocabulary must be the vocab.txt above. Either keeps the segment (token-type) embeddings
@@ -25,15 +29,34 @@
 # Steps already done (verified files, converted splits, imported weights) are skipped on a re-run.
 # Optimizer and schedule: those of MLPerf's TPU reference run at batch 8192: LAMB with betas 0.88/0.88,
 #   eps 1e-6, weight decay 0.0166629 (not on biases and LayerNorms), gradients clipped to norm 1, lr
-#   0.00288293 warmed up over 287 updates from update -76, decayed linearly to 0 at update 600.
+#   LR=0.00288293 warmed up over WARMUP=287 updates from update WARMUP_START=-76, decayed linearly to 0
+#   at update MAX_UPDATES=600.
 #   LAMB is NVIDIA apex's FusedLAMB where apex is installed, else the plugin's PyTorch LAMB (docs/lamb.md).
 # BATCH=8192 sequences per update: --update-freq is BATCH / (NGPU * PER_GPU), rounded up.
+# Also: TARGET=0.720, ARCH=tokendrop_roberta_large, TOKENS=512 (MLPerf's length), KEEP=256 (tokens the middle
+#   layers see; 512 = the reference's compute), EVAL_SAMPLES=mlperf (or a number, for trial runs), WORKERS
+#   (conversion processes), SAVE_DIR=OUT/checkpoints, PYTHON, EXTRA_ARGS (appended to fairseq-train, so they win).
 # Differences from MLPerf: docs/data.md#mlperf-bert (token dropping itself; RoBERTa's post-LN layers are
 #   BERT's, but fairseq adds positions from index 2 and has no next-sentence head, which MLPerf does not train).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MLPERF_DIR=${MLPERF_DIR:?set MLPERF_DIR to the MLPerf BERT data directory}
 OUT=${OUT:?set OUT to an output directory}
+refuse() { echo "mlperf_bert_to_target.sh: error: $*" >&2; exit 2; }
+if [ -n "${INIT_TF:-}" ] && [ -n "${INIT_HF:-}" ]; then
+    refuse "set one of INIT_TF and INIT_HF, not both"
+fi
+if [ -z "${INIT_TF:-}${INIT_HF:-}" ] && [ "${FROM_SCRATCH:-0}" != 1 ]; then
+    refuse "set INIT_TF=.../tf1_ckpt/model.ckpt-28252 (MLPerf's checkpoint) or INIT_HF=DIR: MLPerf's 600 updates" \
+           "continue a trained BERT and cannot reach mlm_acc ${TARGET:-0.720} from random weights" \
+           "(FROM_SCRATCH=1 with MAX_UPDATES trains from scratch on a schedule of your own)"
+fi
+if [ "${FROM_SCRATCH:-0}" = 1 ] && [ -n "${INIT_TF:-}${INIT_HF:-}" ]; then
+    refuse "FROM_SCRATCH=1 trains from random weights: unset INIT_TF/INIT_HF, or FROM_SCRATCH"
+fi
+if [ "${FROM_SCRATCH:-0}" = 1 ] && [ -z "${MAX_UPDATES:-}" ]; then
+    refuse "FROM_SCRATCH=1 needs MAX_UPDATES (and LR, WARMUP): MLPerf's 600-update schedule continues its checkpoint"
+fi
 VOCAB=${VOCAB:-$MLPERF_DIR/vocab.txt}
 first_match() {  # the first of these patterns under MLPERF_DIR that names a file (else the first one)
     local pattern
@@ -59,6 +82,10 @@ fi
 ARCH=${ARCH:-tokendrop_roberta_large}
 TOKENS=${TOKENS:-512}  # MLPerf's sequence length
 KEEP=${KEEP:-256}      # tokens the middle layers see
+LR=${LR:-0.00288293}
+WARMUP=${WARMUP:-287}
+WARMUP_START=${WARMUP_START:--76}  # MLPerf's warm-up starts before update 0 (docs/lamb.md)
+MAX_UPDATES=${MAX_UPDATES:-600}
 WORKERS=${WORKERS:-$(nproc)}
 PYTHON=${PYTHON:-python}
 DATA=$OUT/data-bin
@@ -115,8 +142,8 @@ fairseq-train "$DATA" --user-dir "$repo/fairseq_tokendrop" \
     --batch-size "$PER_GPU" --distributed-world-size "$NGPU" --update-freq "$UPDATE_FREQ" \
     --optimizer lamb --lamb-betas "(0.88, 0.88)" --lamb-eps 1e-6 --weight-decay 0.0166629 \
     --lamb-no-decay-bias-and-norm --lamb-max-grad-norm 1.0 \
-    --lr 0.00288293 --lr-scheduler mlperf_polynomial --warmup-updates 287 --warmup-start-update -76 \
-    --total-num-update 600 --max-update 600 \
+    --lr "$LR" --lr-scheduler mlperf_polynomial --warmup-updates "$WARMUP" --warmup-start-update "$WARMUP_START" \
+    --total-num-update "$MAX_UPDATES" --max-update "$MAX_UPDATES" \
     --eval-interval-samples "$EVAL_SAMPLES" --stop-at-mlm-acc "$TARGET" --no-epoch-checkpoints \
     "${init[@]}" --save-dir "$SAVE_DIR" --log-format json --log-interval 100 ${EXTRA_ARGS:-} \
     2>&1 | tee "$SAVE_DIR/train.log"

@@ -53,6 +53,11 @@ data="${DATA_BIN:-}"
 if [ -z "$data" ]; then
     data="$out/data-bin"
     echo "== corpus: docstrings of the Python standard library${packages:+ and of $packages} -> $data" >&2
+    for package in $packages; do  # before any run: the corpus reads these packages' docstrings
+        [ -f "$out/corpus/train.txt" ] || "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$package') is None)" \
+            || { echo "study: error: CORPUS_PACKAGES names $package, which this venv lacks (matplotlib: pip install -e .[research]);" \
+                      "install it, or set CORPUS_PACKAGES to other packages (another corpus than docs/study.md's)" >&2; exit 2; }
+    done
     # shellcheck disable=SC2086
     [ -f "$out/corpus/train.txt" ] || "$py" scripts/make_stdlib_corpus.py --out-dir "$out/corpus" \
         ${packages:+--packages $packages}

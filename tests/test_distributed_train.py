@@ -1,7 +1,8 @@
-"""Two data-parallel ranks (gloo, CPU) through stock ``fairseq-train`` in every dropping mode, under
-fairseq's own all-reduce (``--ddp-backend legacy_ddp``) and torch's ``DistributedDataParallel``
-(``c10d``) with and without ``--checkpoint-activations``, against one process that sees the union
-of both ranks' batches. ``two_ranks.py`` says how the ranks are launched.
+"""Two data-parallel ranks (gloo, CPU) through stock ``fairseq-train`` in every dropping mode (importance,
+ScTD, random, random-LTD), under fairseq's own all-reduce (``--ddp-backend legacy_ddp``) and torch's
+``DistributedDataParallel`` (``c10d``, alias of the default ``pytorch_ddp``) with and without
+``--checkpoint-activations``, against one process that sees the union of both ranks' batches.
+``two_ranks.py`` says how the ranks are launched.
 
 Per mode, four runs of the same 4 updates at ``--update-freq 2`` (fairseq's ``no_sync`` on the
 first micro-batch of each update under torch DDP):
@@ -41,6 +42,8 @@ MODES = {
     "importance": [],
     "sctd": ["--criterion", "masked_lm_tokendrop", "--sctd-interval", "3"],
     "random": ["--token-drop-strategy", "random"],
+    # each wrapped layer (1 and 2 of 4) draws its own subset: every parameter still gets a gradient
+    "random-ltd": ["--token-drop-strategy", "random-ltd"],
 }
 CHECKPOINTED = "activation checkpointing: 4 layers recomputed in the backward (non-reentrant)"
 

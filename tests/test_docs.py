@@ -21,6 +21,15 @@ What the checks read, in README.md and docs/*.md, outside fenced code blocks unl
   flag the plugin adds itself (the model's beyond ``RobertaModel.add_args``, the criterion's, the task's beyond
   ``MaskedLMConfig``, LAMB's beyond fairseq's ``FairseqLAMB``, the schedule's but ``--lr``) must be in some flag
   table.
+- **Hydra configs** (``examples/config/**/*.yaml``) list every field the plugin adds, under its section: the
+  model's ``TokenDropConfig`` under ``model``, the criterion's ``MaskedLmTokenDropConfig`` under ``criterion``,
+  the task's fields beyond ``MaskedLMConfig`` under ``task``. fairseq-hydra-train imports the plugin only after
+  hydra has composed the config in struct mode, so a field missing there takes ``+key=value``, not
+  ``key=value``, and the docs promise plain overrides.
+- **Numbers README repeats**: README is cut into sections at its headings; every number in a section's prose
+  and tables (one with a decimal point or an exponent, or of three digits or more; link targets and fenced code
+  left out) must appear, as the same token, in a docs page that section links. A number that drifted on its
+  page, or was never on one, fails.
 
 No process is started: the parsers are read in this Python.
 """
@@ -41,6 +50,7 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 COMMAND = re.compile(r"\bfairseq-tokendrop-[a-z0-9]+(?:-[a-z0-9]+)*")
+NUMBER = re.compile(r"(?<![\w.#/-])\d+(?:,\d{3})*(?:\.\d+)?(?:e-?\d+)?")
 
 
 def doc_files(repo: Path = REPO) -> List[Path]:
@@ -207,6 +217,52 @@ def plugin_flags() -> Tuple[Set[str], Set[str]]:
     return model | criterion | task | optimizer | schedule, own
 
 
+def plugin_fields() -> Dict[str, Set[str]]:
+    """The fields the plugin adds, per section of a fairseq config."""
+    from fairseq.tasks.masked_lm import MaskedLMConfig
+    from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
+    from fairseq_tokendrop.models.tokendrop_config import TokenDropConfig
+    from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig
+
+    def names(config):
+        return {f.name for f in dataclasses.fields(config) if not f.name.startswith("_")}
+    return {"model": names(TokenDropConfig), "criterion": names(MaskedLmTokenDropConfig),
+            "task": names(MaskedLMTokenDropConfig) - names(MaskedLMConfig)}
+
+
+def hydra_config_problems(configs: Dict[str, dict], fields: Dict[str, Set[str]]) -> List[str]:
+    """One line per plugin field a hydra config (name -> its parsed YAML) does not list."""
+    return [f"{name}: {section}.{key} is not listed (plain overrides of it would need +)"
+            for name, config in configs.items() for section, keys in fields.items()
+            for key in sorted(keys - set((config or {}).get(section) or {}))]
+
+
+def sections(text: str) -> List[List[Tuple[int, str]]]:
+    """The prose lines of a markdown text, cut at its headings (each heading starts a section)."""
+    cut: List[List[Tuple[int, str]]] = [[]]
+    for number, line in prose_lines(text):
+        if HEADING.match(line):
+            cut.append([])
+        cut[-1].append((number, line))
+    return cut
+
+
+def repeated_number_problems(readme: Path, repo: Path = REPO) -> List[str]:
+    """One line per number in a README section that no docs page linked from that section holds."""
+    problems = []
+    for section in sections(readme.read_text()):
+        pages = {t.partition("#")[0] for _, line in section for _, t in link_targets(line)
+                 if t.partition("#")[0].endswith(".md") and not SCHEME.match(t)}
+        held = {n for page in pages if (readme.parent / page).is_file()
+                for n in NUMBER.findall((readme.parent / page).read_text())}
+        for number, line in section:
+            for value in NUMBER.findall(LINK.sub("", line)):
+                if ("." in value or "e" in value or len(value.replace(",", "")) >= 3) and value not in held:
+                    problems.append(f"{readme.relative_to(repo)}:{number}: {value} is on none of the pages this "
+                                    f"section links ({', '.join(sorted(pages)) or 'none'})")
+    return problems
+
+
 def texts_of(files: Iterable[Path], repo: Path = REPO) -> Dict[str, str]:
     return {str(f.relative_to(repo)): f.read_text() for f in files}
 
@@ -237,6 +293,24 @@ def test_flag_tables_match_the_parsers():
     assert "--token-drop" in own and "--sctd-interval" in own and "--stop-at-mlm-acc" in own
     assert "--encoder-layers" not in own and "--mask-prob" not in own  # fairseq's, not the plugin's
     problems = flag_problems(texts_of(doc_files()), declared, own)
+    assert not problems, "\n".join(problems)
+
+
+def test_hydra_configs_list_every_plugin_field():
+    import yaml
+
+    configs = {str(p.relative_to(REPO)): yaml.safe_load(p.read_text())
+               for p in sorted((REPO / "examples" / "config").rglob("*.yaml"))}
+    fields = plugin_fields()
+    assert len(configs) >= 3 and {"num_segment", "layer_norm_eps", "token_drop"} <= fields["model"]
+    assert fields["criterion"] == {"sctd_interval", "sctd_full_weight", "sctd_kl_weight"}
+    assert fields["task"] == {"stop_at_mlm_acc", "eval_interval_samples"}
+    problems = hydra_config_problems(configs, fields)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_number_readme_repeats_is_on_a_page_it_links():
+    problems = repeated_number_problems(REPO / "README.md")
     assert not problems, "\n".join(problems)
 
 
@@ -290,3 +364,31 @@ def test_flag_checker_names_unknown_and_missing_flags():
     assert problems == ["usage.md:5: a flag-table row without a `--flag`: no flag here",
                         "usage.md:4: --token-dorp is declared by none of the plugin's parsers",
                         "--token-keep-k is a plugin flag that no flag table lists"]
+
+
+def test_hydra_config_checker_names_each_missing_field():
+    configs = {"a.yaml": {"model": {"token_drop": 0.5}, "criterion": {"sctd_interval": 0}},
+               "b.yaml": {"model": {"token_drop": 0.5, "num_segment": 0}, "criterion": None, "task": {"x": 1}}}
+    fields = {"model": {"token_drop", "num_segment"}, "criterion": {"sctd_interval"}, "task": {"stop_at_mlm_acc"}}
+    assert hydra_config_problems(configs, fields) == [
+        "a.yaml: model.num_segment is not listed (plain overrides of it would need +)",
+        "a.yaml: task.stop_at_mlm_acc is not listed (plain overrides of it would need +)",
+        "b.yaml: criterion.sctd_interval is not listed (plain overrides of it would need +)",
+        "b.yaml: task.stop_at_mlm_acc is not listed (plain overrides of it would need +)"]
+
+
+def test_number_checker_names_a_number_that_drifted_from_its_page(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "study.md").write_text("| mode | acc |\n| --- | --- |\n| baseline | 0.1486 ± 0.0017 |\n")
+    (tmp_path / "docs" / "speed.md").write_text("ratio 0.739 at 3,000 updates, 6.65e12 MACs\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Top\n"
+        "Accuracy 0.1486 ± 0.0018 ([study](docs/study.md)), 2 seeds, 12 s.\n"  # 0.0018 drifted; 2 and 12 too short
+        "```\nbash run.sh 0.12345\n```\n"  # fenced code is not prose
+        "## Speed\n"
+        "0.739 of the step time, 3,000 updates, 6.65e12 MACs, 0.1486 ([speed](docs/speed.md))\n"  # 0.1486: not here
+        "## Elsewhere\n"
+        "438 tests\n")  # a section that links no page
+    assert [p.split(" is on", 1)[0] for p in repeated_number_problems(readme, repo=tmp_path)] == [
+        "README.md:2: 0.0018", "README.md:7: 0.1486", "README.md:9: 438"]

@@ -1,9 +1,13 @@
-"""The recipes in examples/ run as written (shrunk by their EXTRA_ARGS hook, on CPU)."""
+"""The recipes in examples/ run as written (shrunk by their EXTRA_ARGS hook, on CPU), and a recipe that
+cannot reach its goal, or the venv script on a Python it cannot serve, refuses in one line before it
+spends anything."""
 import json
 import re
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +138,66 @@ def test_mlperf_recipe_goes_from_tfrecords_and_an_hf_bert_to_the_target(tmp_path
     # the eval script's full-model accuracy on eval_10k is the validation that triggered the stop
     printed = float(re.findall(r"masked_lm_accuracy ([0-9.]+)", proc.stdout)[-1])  # the first is step 0's
     assert printed == pytest.approx(summary["mlm_acc"], abs=1e-6)
+
+
+@pytest.mark.parametrize("env,named", [
+    ({}, "INIT_TF"),  # MLPerf's schedule continues a checkpoint
+    ({"FROM_SCRATCH": "1"}, "MAX_UPDATES"),  # from scratch, MLPerf's 600 updates are not a schedule
+    ({"INIT_TF": "ckpt", "INIT_HF": "hf"}, "INIT_HF"),
+])
+def test_mlperf_recipe_refuses_before_anything_runs(tmp_path, env, named):
+    mlperf = tmp_path / "mlperf"
+    mlperf.mkdir()
+    (mlperf / "checksums.md").write_text("part-00000 1 00000000000000000000000000000000\n")  # never read
+    base = {k: v for k, v in os.environ.items() if k not in ("INIT_TF", "INIT_HF", "FROM_SCRATCH", "MAX_UPDATES")}
+    proc = subprocess.run(["bash", str(REPO / "examples" / "mlperf_bert_to_target.sh")], capture_output=True,
+                          text=True, env=dict(base, MLPERF_DIR=str(mlperf), OUT=str(tmp_path / "out"), **env))
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("mlperf_bert_to_target.sh: error: ") and named in line
+    assert not (tmp_path / "out").exists()  # nothing verified, converted, imported or trained
+
+
+def fake_python(bin_dir, name, version):
+    """An executable NAME that answers the version query as Python VERSION and fails on anything else."""
+    script = bin_dir / name
+    script.write_text(f'#!/bin/sh\nif [ "$1" = -c ]; then echo {version}; exit 0; fi\n'
+                      f'echo "{name} ran: $*" >&2; exit 3\n')
+    script.chmod(0o755)
+
+
+@pytest.mark.parametrize("pythons,python_env,expected", [
+    # python3 is 3.13 and no 3.11/3.12 is on PATH: refused before any download
+    ({"python3": "3.13"}, None, "no Python 3.11 or 3.12 on PATH (python3 is 3.13)"),
+    ({"python3": "3.12"}, "python3.10", "PYTHON=python3.10 is not a Python that runs"),
+    ({"python3": "3.12", "python3.10": "3.10"}, "python3.10", "PYTHON=python3.10 is Python 3.10"),
+    # python3 is 3.10, python3.11 is found after it and builds the venv (the fake stops there)
+    ({"python3": "3.10", "python3.11": "3.11"}, None, "python3.11 ran: -m venv"),
+])
+def test_setup_env_looks_for_a_supported_python_and_refuses_before_any_download(tmp_path, pythons, python_env,
+                                                                               expected):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, version in pythons.items():
+        fake_python(bin_dir, name, version)
+    for tool in ("cat", "sha256sum", "cut", "dirname"):  # what the script runs before it picks a Python
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "TOKENDROP_VENV": str(tmp_path / "venv")}
+    if python_env:
+        env["PYTHON"] = python_env
+    proc = subprocess.run(["/bin/bash", str(REPO / "scripts" / "setup_env.sh")], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode != 0 and expected in proc.stderr, proc.stderr
+    assert not (tmp_path / "venv").exists()
+    if "ran: -m venv" not in expected:
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("setup_env: error: ") and "3.11 or 3.12" in line
+
+
+def test_study_refuses_a_corpus_package_the_venv_lacks_before_any_run(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path / "study"), CORPUS_PACKAGES="numpy no_such_package_here",
+               TOKENDROP_VENV=str(Path(sys.executable).parents[1]))
+    proc = subprocess.run(["bash", str(REPO / "examples" / "study.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("study: error: CORPUS_PACKAGES names no_such_package_here")
+    assert not (tmp_path / "study" / "corpus").exists() and not list((tmp_path / "study").glob("*_seed*"))

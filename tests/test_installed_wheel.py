@@ -8,6 +8,7 @@ in a plain Python (no torchaudio built for another torch).
 import ast
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -52,6 +53,15 @@ def run(venv, work, *argv):
     proc = subprocess.run([str(a) for a in argv], cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{argv[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def test_the_wheel_carries_the_mit_licence(wheel_venv):
+    venv, site, work = wheel_venv
+    (info,) = site.glob("fairseq_tokendrop-*.dist-info")
+    metadata = (info / "METADATA").read_text()
+    assert re.search(r"^License(-Expression)?: MIT$", metadata, re.M), metadata[:2000]
+    (licence,) = info.rglob("LICENSE")
+    assert licence.read_text() == (REPO / "LICENSE").read_text()
 
 
 def test_every_checkout_script_is_an_installed_command_and_answers_help(wheel_venv):

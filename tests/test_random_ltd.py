@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
+import fairseq_tokendrop
 from fairseq_tokendrop.method.noise import noise_seed
 from fairseq_tokendrop.method.random_ltd import (default_layers, draw_kept, kept_padding_masks, layer_slots,
                                                  parse_layers, run_on_kept)
@@ -178,3 +179,24 @@ def test_hydra_lists_are_read_as_the_comma_separated_flags():
     model = build_tokendrop(token_drop_strategy="random-ltd", token_keep_schedule=OmegaConf.create([8, 32, 4, 4]),
                             random_ltd_layers=[1, 2])
     assert tuple(model.encoder.keep_schedule) == (8, 32, 4, 4) and model.encoder.strategy.layerwise_layers == (1, 2)
+
+
+@pytest.mark.parametrize("strategy,flags,allowed,denied", [
+    # TF Model Garden's lists, by symbol, when none is given
+    ("importance", {}, ["<s>", "</s>", "<unk>", "<mask>"], ["<pad>"]),
+    ("random", {}, ["<s>", "</s>", "<unk>", "<mask>"], ["<pad>"]),
+    ("importance", {"token_allow_list": "", "token_deny_list": "w7"}, [], ["w7"]),
+    # DeepSpeed pins nothing: every score is free, <s> and <pad> included
+    ("random-ltd", {}, [], []),
+])
+def test_the_pins_in_force_are_the_flags_else_the_strategys_default(strategy, flags, allowed, denied):
+    d = tiny_dictionary()
+    model = build_tokendrop(d, token_drop_strategy=strategy, token_drop=0.5, **flags)
+    pins = model.token_importance.pins
+    expected = torch.zeros(len(d))
+    expected[[d.index(s) for s in allowed]] = 1e4
+    expected[[d.index(s) for s in denied]] = -1e4
+    assert torch.equal(pins.value, expected)
+    assert pins.pinned.sum() == len(allowed) + len(denied)
+    scores = fairseq_tokendrop.get_token_importance(model)
+    assert torch.equal(scores, torch.where(pins.pinned, expected, torch.full((len(d),), 10.0)))

@@ -1,7 +1,8 @@
 """The model's token-dropping and BERT flags: declared with their defaults, checked in one place.
 
 Defaults follow TF Model Garden's token-dropping BERT (beta 0.995, init 10.0,
-allow [UNK] [CLS] [SEP] [MASK], deny [PAD]), in fairseq's symbols. RoBERTa
+allow [UNK] [CLS] [SEP] [MASK], deny [PAD]), in fairseq's symbols; random-LTD pins
+nothing, as in DeepSpeed, whose draw is uniform over every position. RoBERTa
 declares its own flags the legacy way (``RobertaModel.add_args``), so the
 model is registered without a dataclass; these fields become its extra flags
 (``add_tokendrop_args``) and, through the arch, the defaults of a namespace or hydra
@@ -27,6 +28,11 @@ from ..method.token_dropping_encoder import MIN_LAYERS
 FAIRSEQ_LAYER_NORM_EPS = 1e-5  # what fairseq.modules.LayerNorm builds
 
 STRATEGIES = ("importance", "random", "random-ltd")
+# Each strategy's (allow, deny) symbols when --token-allow-list/--token-deny-list are not given:
+# TF Model Garden's for the two that select in the token-dropping layout; none for random-LTD,
+# which draws uniformly (Yao et al. 2022 need no special-token treatment) and refuses the lists.
+DEFAULT_PINS = {"importance": ("<s>,</s>,<unk>,<mask>", "<pad>"), "random": ("<s>,</s>,<unk>,<mask>", "<pad>"),
+                "random-ltd": ("", "")}
 
 
 @dataclass
@@ -49,10 +55,11 @@ class TokenDropConfig(FairseqDataclass):
     random_ltd_layers: Optional[str] = field(default=None, metadata={
         "help": "random-ltd: comma-separated ids of the layers that drop tokens (DeepSpeed's random_ltd_layer_id); "
                 "default every layer but the first and last"})
-    token_allow_list: str = field(default="<s>,</s>,<unk>,<mask>", metadata={
-        "help": "comma-separated dictionary symbols that are always kept"})
-    token_deny_list: str = field(default="<pad>", metadata={
-        "help": "comma-separated dictionary symbols that are dropped first"})
+    token_allow_list: Optional[str] = field(default=None, metadata={
+        "help": "comma-separated dictionary symbols that are always kept; default <s>,</s>,<unk>,<mask> "
+                "(TF Model Garden's); not for random-ltd, whose draw is uniform"})
+    token_deny_list: Optional[str] = field(default=None, metadata={
+        "help": "comma-separated dictionary symbols that are dropped first; default <pad>; not for random-ltd"})
     token_importance_init: float = field(default=10.0, metadata={
         "help": "initial importance score of every vocabulary id"})
     token_importance_beta: float = field(default=0.995, metadata={
@@ -96,6 +103,19 @@ def symbol_ids(flag: str, symbols: str, dictionary) -> List[int]:
             raise TokendropError(f"{flag}: symbol {symbol!r} is not in the dictionary")
         ids.append(dictionary.indices[symbol])
     return ids
+
+
+def pin_symbols(args) -> Tuple[str, str]:
+    """The (allow, deny) symbols in force: the flags where given, else the strategy's defaults."""
+    allow, deny = DEFAULT_PINS[args.token_drop_strategy]
+    return (allow if args.token_allow_list is None else args.token_allow_list,
+            deny if args.token_deny_list is None else args.token_deny_list)
+
+
+def pin_ids(args, dictionary) -> Tuple[List[int], List[int]]:
+    """The (allow, deny) dictionary ids in force."""
+    allow, deny = pin_symbols(args)
+    return symbol_ids("--token-allow-list", allow, dictionary), symbol_ids("--token-deny-list", deny, dictionary)
 
 
 def sequence_length(args) -> int:
@@ -159,6 +179,11 @@ def validate(args, dictionary) -> None:
                         f"got --token-drop-strategy {args.token_drop_strategy}")
     if args.token_drop_strategy == "random-ltd":
         random_ltd_layers(args)
+        for flag, symbols in (("--token-allow-list", args.token_allow_list),
+                              ("--token-deny-list", args.token_deny_list)):
+            if symbols:
+                raise TokendropError(f"{flag} does not apply to --token-drop-strategy random-ltd, which draws "
+                                     f"uniformly over every position as DeepSpeed does: leave {flag} unset")
     if not 0.0 <= args.token_importance_beta < 1.0:
         raise TokendropError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
     if not -PIN < args.token_importance_init < PIN:  # the pins must stay the extremes; NaN fails too
@@ -168,8 +193,8 @@ def validate(args, dictionary) -> None:
         raise TokendropError(f"--encoder-layers must be >= {MIN_LAYERS} for token dropping, got {args.encoder_layers}")
     if dropping and safe_getattr(args, "encoder_layerdrop", 0.0) > 0:
         raise TokendropError("--encoder-layerdrop cannot be combined with token dropping")
-    both = set(symbol_ids("--token-allow-list", args.token_allow_list, dictionary)) & set(
-        symbol_ids("--token-deny-list", args.token_deny_list, dictionary))
+    allow, deny = pin_ids(args, dictionary)
+    both = set(allow) & set(deny)
     if both:
         raise TokendropError(f"--token-deny-list: {dictionary[min(both)]!r} is also in --token-allow-list")
 

@@ -30,8 +30,7 @@ from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
 from ..method.strategies import WITHOUT_UPDATES
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept
-from .tokendrop_config import (add_tokendrop_args, build_strategy, keep_schedule, set_defaults, symbol_ids,
-                               validate)
+from .tokendrop_config import add_tokendrop_args, build_strategy, keep_schedule, pin_ids, set_defaults, validate
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +117,13 @@ class TokenDropRobertaEncoder(RobertaEncoder):
         self.keep_k = args.token_keep_k
         self.keep_schedule = keep_schedule(args)
         init = args.init_token_importance
+        allow_ids, deny_ids = pin_ids(args, dictionary)
         self.token_importance = TokenImportance(
             len(dictionary),
             init_value=args.token_importance_init,
             beta=args.token_importance_beta,
-            allow_ids=symbol_ids("--token-allow-list", args.token_allow_list, dictionary),
-            deny_ids=symbol_ids("--token-deny-list", args.token_deny_list, dictionary),
+            allow_ids=allow_ids,
+            deny_ids=deny_ids,
             init_scores=load_init_scores(init, len(dictionary)) if init else None,
         )
         keep_scores_in_state_dict(self.token_importance)

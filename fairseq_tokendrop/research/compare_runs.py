@@ -31,9 +31,12 @@ Per mode, as mean and spread (sample standard deviation) over seeds:
 - the final ``valid_mlm_acc``.
 The plot shows valid mlm_acc and valid loss against cumulative training MACs,
 one line per mode (the mean over seeds, on the union of their validation
-points inside the range all seeds cover), shaded mean +- one sd.
+points inside the range all seeds cover), shaded mean +- one sd; without
+matplotlib (the ``research`` extra) it is skipped in one line, and the table and
+``--json`` are written all the same.
 """
 import argparse
+import importlib.util
 import json
 import logging
 import re
@@ -283,7 +286,10 @@ def main(argv=None):
         raise TokendropError(f"--baseline {baseline}: no such mode among {', '.join(modes)}")
     summary = summarize(modes, baseline, args.target)
     print(table(summary))
-    if args.plot:
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # the picture is optional, the numbers are not
+        print(f"compare_runs: --plot {args.plot} skipped: matplotlib is not installed (pip install .[research])",
+              file=sys.stderr)
+    elif args.plot:
         plot(modes, summary, args.plot)
     if args.json:
         summary["runs"] = [{"run": r.name, "mode": r.mode, "updates": r.updates, "train_macs": r.train_macs,
