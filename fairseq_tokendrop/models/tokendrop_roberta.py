@@ -124,6 +124,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
             allow_ids=symbol_ids("--token-allow-list", args.token_allow_list, dictionary),
             deny_ids=symbol_ids("--token-deny-list", args.token_deny_list, dictionary),
             init_scores=load_init_scores(init, len(dictionary)) if init else None,
+            symbols=dictionary.symbols,
         )
         keep_scores_in_state_dict(self.token_importance)
         self.strategy = build_strategy(args, self.token_importance, dictionary.pad())
