@@ -24,8 +24,9 @@ Why also this, when a resume already verifies its file and falls back to the new
 next start for every other reader (an evaluation polling it, stock fairseq, a copy to other
 storage), and a full disk ends in fairseq's tracebacks with a ``.tmp`` left behind.
 
-Installed by the task when fairseq-train sets it up to train (``MaskedLMTokenDropTask.setup_task``),
-never at import; it lasts for the process, which is the training run.
+Installed by the task when fairseq-train starts training (``MaskedLMTokenDropTask.begin_epoch``,
+before the first update and so before any save), never at import; it lasts for the process, which
+is the training run.
 """
 from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager

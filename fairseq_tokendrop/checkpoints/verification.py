@@ -38,6 +38,7 @@ from .scores_in_state_dict import scores_in
 
 ZIP_LOCAL_HEADER = b"PK\x03\x04"
 LOCAL_HEADER_SIZE = 30  # the fixed part; the record's name and extra field follow
+PARALLEL_FROM = 64 * 2**20  # bytes: below this, starting threads costs more than they save
 
 
 def damage(path: str) -> Optional[str]:
@@ -46,36 +47,49 @@ def damage(path: str) -> Optional[str]:
     Reads the whole file once (the CRC-32 of every record); a damaged record is then
     traced to its tensor by loading the state.
     """
+    problem, bad = unmatched_records(path)
+    if problem is not None or not bad:
+        return problem
+    return "; ".join(f"{held_by(path, record, actual)} does not match its CRC-32" for record, actual in bad)
+
+
+def unmatched_records(path: str) -> Tuple[Optional[str], List[Tuple[zipfile.ZipInfo, int]]]:
+    """(why the archive is not whole, or None; each record whose bytes do not match its CRC-32, with
+    the CRC-32 they have now)."""
     size = os.path.getsize(path)
     if size == 0:
-        return "it is empty (0 bytes): a write that never finished"
+        return "it is empty (0 bytes): a write that never finished", []
     with open(path, "rb") as f:
         if f.read(4) != ZIP_LOCAL_HEADER:
-            return None  # torch's legacy format: no digest to check (torch.load still reads it)
+            return None, []  # torch's legacy format: no digest to check (torch.load still reads it)
         try:
             archive = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, ValueError, EOFError, struct.error) as e:
             return (f"it is cut short or damaged ({size} bytes; no valid zip directory at its end: {e}): "
-                    "a write that never finished, or damage")
+                    "a write that never finished, or damage"), []
         with archive, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             records = archive.infolist()
             if records and all(r.CRC == 0 for r in records):
-                return None  # written with torch.serialization.set_crc32_options(False): no digest
+                return None, []  # written with torch.serialization.set_crc32_options(False): no digest
             try:
-                bad = [(record, actual) for record, actual in zip(records, record_crcs(data, records))
-                       if actual != record.CRC]
+                crcs = record_crcs(data, records)
             except ValueError as e:
-                return f"its zip archive is damaged ({e})"
-    if not bad:
-        return None
-    return "; ".join(f"{held_by(path, record, actual)} does not match its CRC-32" for record, actual in bad)
+                return f"its zip archive is damaged ({e})", []
+    return None, [(record, actual) for record, actual in zip(records, crcs) if actual != record.CRC]
 
 
 def record_crcs(data: mmap.mmap, records: List[zipfile.ZipInfo]) -> List[int]:
-    """The CRC-32 of each record's bytes as they are now (zlib releases the GIL: records in parallel)."""
+    """The CRC-32 of each record's bytes as they are now (zlib releases the GIL: a big file's records
+    in parallel)."""
     spans = [record_span(data, r) for r in records]
+
+    def crc(span):
+        return zlib.crc32(memoryview(data)[span[0]:span[1]])
+
+    if len(data) < PARALLEL_FROM:
+        return [crc(span) for span in spans]
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        return list(pool.map(lambda span: zlib.crc32(memoryview(data)[span[0]:span[1]]), spans))
+        return list(pool.map(crc, spans))
 
 
 def record_span(data: mmap.mmap, record: zipfile.ZipInfo) -> Tuple[int, int]:

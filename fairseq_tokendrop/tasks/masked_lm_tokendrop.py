@@ -17,7 +17,7 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
   validate and save intervals from a number of samples, and ``--stop-at-mlm-acc`` ends the run
   at a target validation accuracy;
 - under fairseq-train: checkpoints are written whole or not at all (``checkpoints/fairseq_saves.py``,
-  installed in ``setup_task``); the file to resume from is checked before fairseq loads it, changed
+  installed when training starts); the file to resume from is checked before fairseq loads it, changed
   token-dropping flags are said, and a run that had finished ends at once (``training/resume.py``);
   one start-up line states the effective token dropping.
 """
@@ -80,7 +80,6 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         root = cfg._get_parent() if hasattr(cfg, "_get_parent") else None
         if root is not None and not kwargs.get("from_checkpoint"):
             check_ddp_backend(root.distributed_training.ddp_backend)
-            fairseq_saves.install()
             choose_checkpoint(root)
         return super().setup_task(cfg, **kwargs)
 
@@ -89,8 +88,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         self.training_started = False
         self.stop_at_target = None
         self.model_needs_importance_updates = False
-        self.model_args = None  # the model's flags, once built
-        self.loaded_updates = None  # how a built model tells the update count fairseq loaded into it
+        self.built_model = None  # fairseq-train builds one model, then the criterion, then loads
         self.train_batches = None  # fairseq's epoch iterator over the training data
 
     @classmethod
@@ -105,9 +103,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         model = super().build_model(cfg, from_checkpoint)
         # fairseq-train builds the criterion next (a stock roberta under this task has no such property)
         self.model_needs_importance_updates = getattr(model, "needs_importance_updates", False)
-        self.model_args = cfg
-        # Trainer.load_checkpoint gives the model the loaded update count (a stock roberta keeps none)
-        self.loaded_updates = lambda: getattr(model, "num_updates", None)
+        self.built_model = model
         return model
 
     def begin_epoch(self, epoch, model):
@@ -117,6 +113,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         super().begin_epoch(epoch, model)
         if not self.training_started:
             self.training_started = True
+            fairseq_saves.install()  # before the first update, so before any save
             tracker = getattr(model, "token_importance", None)  # None for a stock roberta under this task
             root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
             if tracker is not None and root is not None:  # the checkpoint was loaded; no update yet
@@ -173,8 +170,9 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
         if root is None or self.train_batches is None:
             return
-        # --reset-optimizer starts fairseq's update count at 0, whatever the model was given
-        updates = None if root.checkpoint.reset_optimizer else self.loaded_updates()
+        # Trainer.load_checkpoint gives the model the loaded update count (a stock roberta keeps none);
+        # --reset-optimizer starts fairseq's own count at 0 all the same
+        updates = None if root.checkpoint.reset_optimizer else getattr(self.built_model, "num_updates", None)
         reason = finished_reason(root, updates, self.train_batches, state.get("stop_at_mlm_acc"))
         if reason:
             logger.info(f"nothing to do: this run is finished ({reason}); its checkpoints stay as they are")
@@ -226,10 +224,11 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         return getattr(dataset, "train_subset", None) or "train"
 
     def build_criterion(self, cfg, from_checkpoint=False):
-        if not from_checkpoint and self.model_args is not None and safe_hasattr(self.model_args, "token_drop"):
+        model_args = getattr(self.built_model, "args", None)
+        if not from_checkpoint and safe_hasattr(model_args, "token_drop"):
             # fairseq-train builds the criterion once, after the model: the start-up line on what is dropped
             # (cross_entropy, replaced below, has no ScTD: 0 is the default of ours too)
-            logger.info(describe(self.model_args, getattr(cfg, "sctd_interval", 0)))
+            logger.info(describe(model_args, getattr(cfg, "sctd_interval", 0)))
         if getattr(cfg, "_name", None) == "cross_entropy":
             logger.info("--task masked_lm_tokendrop: using --criterion masked_lm_tokendrop "
                         "(fairseq's default cross_entropy never updates token importance)")
