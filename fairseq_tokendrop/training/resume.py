@@ -121,7 +121,10 @@ CHANGE_NOTES = {
 
 def changed_flags(path: str, root_cfg) -> List[str]:
     """One line per token-dropping or ScTD flag whose value differs from the checkpoint's."""
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("cfg") or {}
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("cfg") or {}
+    except Exception:
+        return []  # not a plain state (a legacy file, a pickle torch refuses): fairseq's load says why
     lines = []
     for section, config in (("model", TokenDropConfig), ("criterion", MaskedLmTokenDropConfig)):
         before, now = saved.get(section), root_cfg.get(section)
