@@ -212,10 +212,12 @@ def test_a_resume_with_no_whole_checkpoint_or_a_damaged_restore_file_is_refused(
     with pytest.raises(TokendropError, match=rf"refused {re.escape(str(last))}: it is cut short .* no other whole "
                                              rf"checkpoint in {re.escape(str(save_dir))} to resume from$"):
         training_setup(data_bin, save_dir)
+    os.remove(last)  # a first start: --finetune-from-model is what fairseq would load
     restore = tmp_path / "chosen.pt"
     state = trained_checkpoint(restore)
     data = restore.read_bytes()
     flip(restore, data.index(tensor_bytes(named(state, MOMENT))))
-    with pytest.raises(TokendropError) as refused:
-        training_setup(data_bin, tmp_path / "other", "--restore-file", restore)
-    assert refused.value.message == f"refused --restore-file {restore}: {MOMENT} does not match its CRC-32"
+    for flag in ("--restore-file", "--finetune-from-model"):  # never replaced by another file
+        with pytest.raises(TokendropError) as refused:
+            training_setup(data_bin, save_dir, flag, restore)
+        assert refused.value.message == f"refused {flag} {restore}: {MOMENT} does not match its CRC-32"

@@ -3,8 +3,9 @@
 ``torch.save`` writes a zip archive, one record per tensor storage plus one for the
 pickle (the keys, the configuration, the state dict's metadata), and by default it
 stores every record's CRC-32 in the archive (``torch.serialization.get_crc32_options``);
-``torch.load`` checks none of them, so a flipped byte in a weight, an importance score
-or an optimizer moment loads silently. That CRC-32 is the digest the plugin checks:
+``torch.load`` checks none of them (torch builds its zip reader without CRC checks, pytorch
+issue 126952), so a flipped byte in a weight, an importance score or an optimizer moment
+loads silently. That CRC-32 is the digest the plugin checks:
 every checkpoint torch writes already carries it (fairseq-train's, the plugin's
 commands', stock fairseq's), it adds no key (stock ``--arch roberta_base`` and stock
 fairseq load the files strictly, as before) and it costs the save nothing that torch

@@ -4,7 +4,8 @@ The state is what fairseq-train saves: a ``tokendrop_roberta`` model's state dic
 scores in the metadata) and Adam's two moments per parameter, float32. Timed, each the median of
 ``--repeats`` runs, as wall and as process CPU time:
 
-- ``save_crc_off``: ``torch.save`` without CRC-32s (``torch.serialization.set_crc32_options(False)``);
+- ``save_crc_off``: ``torch.save`` without CRC-32s (``torch.serialization.set_crc32_options(False)``,
+  torch >= 2.6; on older torch this is the same save as the next);
 - ``save_crc_on``: ``torch.save`` as torch does by default, computing the CRC-32 of every record:
   the digest's cost per save is the difference;
 - ``save_atomic``: the plugin's writer (``atomic_torch_save``: CRC-32s, a temporary name, fsync,
@@ -64,12 +65,16 @@ def timed(run, repeats: int) -> dict:
 
 
 def save_with_crc(state, path: str, crc: bool) -> None:
+    # the switch came with torch 2.6 (pytorch PR 137735); before it, torch always computes the CRC-32s
+    switch = getattr(torch.serialization, "set_crc32_options", None)
+    if switch is None:
+        return torch.save(state, path)
     before = torch.serialization.get_crc32_options()
-    torch.serialization.set_crc32_options(crc)
+    switch(crc)
     try:
         torch.save(state, path)
     finally:
-        torch.serialization.set_crc32_options(before)
+        switch(before)
 
 
 def measure(state: dict, directory: str, repeats: int) -> dict:

@@ -71,9 +71,13 @@ def decide(cp) -> tuple:
     problem = damage(path) or non_finite_scores(path)
     if problem is None:
         return "load", "", path
-    if cp.restore_file != DEFAULT_RESTORE_FILE:
-        return "refuse", f"refused --restore-file {path}: {problem}", None
-    for candidate in newest_first(cp.save_dir, path, cp.checkpoint_suffix or ""):
+    suffix = cp.checkpoint_suffix or ""
+    if cp.restore_file != DEFAULT_RESTORE_FILE or path != os.path.join(cp.save_dir, f"checkpoint_last{suffix}.pt"):
+        flag = next((f for f, value in (("--finetune-from-model", cp.finetune_from_model),
+                                         ("--continue-once", getattr(cp, "continue_once", None)))
+                     if value == path), "--restore-file")
+        return "refuse", f"refused {flag} {path}: {problem}", None
+    for candidate in newest_first(cp.save_dir, path, suffix):
         if damage(candidate) is None and non_finite_scores(candidate) is None:
             return "fallback", (f"{path} is unusable ({problem}): resuming from {candidate}, the newest whole "
                                 f"checkpoint in {cp.save_dir}"), candidate
