@@ -37,6 +37,7 @@ import pytest
 import torch
 
 from conftest import REPO, logged, run_cli, train_flags
+from test_checkpoint_faults import snapshot
 from test_fairseq_train import saved_scores
 from two_ranks import DEFAULT, assert_same_state, state, two_rank_args, two_ranks
 
@@ -72,6 +73,21 @@ def test_stop_at_target_exits_every_rank_once_the_checkpoint_is_written(stopped,
     # the run that stopped with an epoch to go saved what the uninterrupted run to that update saved
     assert_same_state(root / "at_last" / "checkpoint_last.pt", summary["checkpoint"])
     assert_same_state(root / "at_last" / "checkpoint_last.pt", root / run / "checkpoint_last.pt")
+
+
+@pytest.mark.parametrize("run,epochs,reason", [
+    ("at_last", "1", "epoch 1 is done (--max-epoch 1)"),
+    ("mid_run", "2", "validation mlm_acc"),  # --stop-at-mlm-acc, with an epoch to go
+])
+def test_a_finished_job_started_again_does_nothing_on_every_rank(data_bin, stopped, run, epochs, reason):
+    """What a scheduler's requeue of a finished job does: the same command again."""
+    save_dir = stopped["root"] / run
+    before = snapshot(save_dir)
+    again = two_ranks(data_bin, save_dir, "--max-epoch", epochs, *STOP)  # torchrun, i.e. both ranks, exit 0
+    out = again.stdout + again.stderr
+    assert out.count("nothing to do: this run is finished (") == 1 and reason in out  # rank 0 logs INFO
+    assert logged(again.stdout) == [] and logged(again.stdout, "valid") == [] and "closed by peer" not in out
+    assert snapshot(save_dir) == before  # the checkpoints and stop_at_mlm_acc.json untouched
 
 
 SCTD_RANDOM = [*COMMON, "--criterion", "masked_lm_tokendrop", "--sctd-interval", "3", "--token-drop-strategy",

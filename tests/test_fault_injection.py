@@ -6,8 +6,12 @@ else the epoch or best checkpoint, else ``checkpoint_last.pt`` itself) goes
 through ``torch_persistent_save``: ``FILE.tmp``, then ``os.rename`` (atomic);
 every other file due, ``checkpoint_last.pt`` included, is then
 ``PathManager.copy``, i.e. ``shutil.copyfile`` onto the old file, which
-truncates it first (not atomic).
+truncates it first (not atomic). Under the plugin's task fairseq-train writes
+both through the plugin's atomic writer instead (``FILE.tmp-PID``, then a
+rename; ``checkpoints/fairseq_saves.py``); the kills at every point of a save
+are in ``test_checkpoint_faults.py``.
 """
+import glob
 import os
 import resource
 import signal
@@ -50,7 +54,7 @@ def kill_inside_a_save(cmd, save_dir, after_update):
             assert proc.poll() is None and time.time() < deadline, "training ended before the kill"
             time.sleep(0.005)
         while update <= UPDATES:
-            tmp = f"{interval_checkpoint(save_dir, update)}.tmp"
+            tmp = f"{interval_checkpoint(save_dir, update)}.tmp-{proc.pid}"  # the plugin's writer names it so
             while not os.path.exists(tmp) and not interval_checkpoint(save_dir, update).exists():
                 assert proc.poll() is None and time.time() < deadline, "training ended before the kill"
                 time.sleep(0.0005)  # a save lasts milliseconds; do not take a core from training
@@ -88,9 +92,9 @@ def test_a_run_killed_inside_a_save_resumes_to_the_uninterrupted_state(data_bin,
         straight_stdout = straight.communicate()[0]
     assert straight.returncode == 0
 
-    # Every file under a final name is complete; the one cut short exists only as .tmp.
+    # Every file under a final name is complete; the one cut short exists only as a temporary file.
     assert not interval_checkpoint(save_dir, cut).exists()
-    assert os.path.exists(f"{interval_checkpoint(save_dir, cut)}.tmp")
+    assert glob.glob(f"{interval_checkpoint(save_dir, cut)}.tmp*")
     for update in range(1, cut):
         state = checkpoint_utils.load_checkpoint_to_cpu(str(interval_checkpoint(save_dir, update)))
         assert state["optimizer_history"][-1]["num_updates"] == update

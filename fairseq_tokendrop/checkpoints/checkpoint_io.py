@@ -1,5 +1,10 @@
 """Checkpoints written for other programs: plain containers, atomic files.
 
+Every checkpoint the plugin writes, fairseq-train's through ``fairseq_saves.py``
+included, goes through :func:`atomic_torch_save` or :func:`atomic_copy`: a
+temporary name, fsync, rename (``atomic_file``), and a failed write (a full disk)
+as one line that leaves no temporary file and the old file as it was.
+
 A fairseq-train checkpoint of a RoBERTa-style model pickles its ``cfg.model``
 as an ``argparse.Namespace``, which torch >= 2.6's ``weights_only`` loader
 refuses unless allowlisted (``safe_loading.py``). What we write instead holds
@@ -12,23 +17,68 @@ optimizer names, ``lr_scheduler_state``, ``num_updates``) and
 ``extra_state["train_iterator"]``.
 """
 import argparse
+import contextlib
 import os
+import shutil
 from collections import OrderedDict
-from typing import Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
 from fairseq.models import ARCH_MODEL_REGISTRY
 from omegaconf import OmegaConf
 
 from ..atomic_file import atomic_path
+from ..errors import TokendropError
 from .scores_in_state_dict import METADATA_KEY
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # what --user-dir names
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to ``path`` whole or not at all (``atomic_file``), a failed write as one line."""
+    with written_whole(path) as tmp, open(tmp, "wb") as f:
+        sink = _KeepsWriteErrors(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
+
+
+def atomic_copy(src: str, dst: str) -> None:
+    """A copy of ``src`` at ``dst`` whole or not at all, a failed write as one line."""
+    with written_whole(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+@contextlib.contextmanager
+def written_whole(path: str) -> Iterator[str]:
+    """``atomic_path``, with a failed write (a full disk, a quota, an I/O error) as a TokendropError
+    naming the file; the temporary file is gone and ``path`` is as it was."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as e:
+        raise TokendropError(f"cannot write {path}: {e.strerror or e}; {path} is as it was") from None
+
+
+class _KeepsWriteErrors:
+    """The file ``torch.save`` writes through, keeping the ``OSError`` of a failed write: torch's zip
+    writer reports one only as a RuntimeError ("unexpected pos ..."), without its errno."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self):
+        self.file.flush()
 
 
 def plain(obj):

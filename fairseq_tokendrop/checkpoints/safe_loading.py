@@ -36,6 +36,7 @@ from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
 from ..errors import TokendropError
+from .verification import refuse_damaged, refuse_non_finite_scores
 
 # What a fairseq checkpoint file asks for: its cfg.model, as a legacy argparse.Namespace.
 CHECKPOINT_GLOBALS = [argparse.Namespace]
@@ -74,10 +75,14 @@ def refusal_message(path: str) -> str:
 
 
 def load_checkpoint(path: str, **kwargs) -> dict:
-    """fairseq's ``load_checkpoint_to_cpu``, with a refused pickle as one line naming the file."""
+    """fairseq's ``load_checkpoint_to_cpu`` of a file checked whole, against its CRC-32s and for finite
+    scores (``verification.py``), with a refused pickle as one line naming the file."""
+    refuse_damaged(path)
     try:
-        return checkpoint_utils.load_checkpoint_to_cpu(path, **kwargs)
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, **kwargs)
     except pickle.UnpicklingError as e:
         if not is_refusal(e):
             raise
         raise TokendropError(refusal_message(path)) from None
+    refuse_non_finite_scores(path, state)
+    return state

@@ -39,7 +39,16 @@ def load_init_scores(path: str, vocab_size: int) -> torch.Tensor:
         shape = tuple(scores.shape) if torch.is_tensor(scores) else type(scores).__name__
         raise TokendropError(f"{FLAG}: {path} holds {shape}, expected a float tensor of shape "
                         f"({vocab_size},) (or the ScTD fork's ({vocab_size}, 1)), one score per dictionary entry")
-    if not torch.isfinite(vector).all():
-        bad = int((~torch.isfinite(vector)).nonzero()[0])
-        raise TokendropError(f"{FLAG}: {path} holds a non-finite score (entry {bad}: {vector[bad].item()})")
+    refuse_non_finite(vector, f"{FLAG}: {path}")
     return vector
+
+
+def refuse_non_finite(scores: Tensor, source: str) -> None:
+    """TokendropError naming ``source`` and the first non-finite entry of the ``[V]`` ``scores``.
+
+    A NaN or inf score would keep or drop its token forever and turn the logged mean to nan.
+    """
+    finite = torch.isfinite(scores)
+    if not finite.all():
+        bad = int((~finite).nonzero()[0])
+        raise TokendropError(f"{source} holds a non-finite score (entry {bad}: {scores[bad].item()})")

@@ -19,7 +19,7 @@ from fairseq.file_io import PathManager
 
 from ..method.importance import TokenImportance
 from ..method.rank_agreement import data_parallel_group
-from .scores_in_state_dict import METADATA_KEY
+from .scores_in_state_dict import load_saved_scores, scores_in
 
 
 def loaded_checkpoint_path(checkpoint_cfg) -> Optional[str]:
@@ -44,9 +44,8 @@ def saved_scores(path: str) -> Optional[torch.Tensor]:
     """The scores a checkpoint file carries in its model state dict's metadata, or None."""
     # mmap: only the pages of what is read here come off the disk, not the whole state
     state = torch.load(PathManager.get_local_path(path), map_location="cpu", mmap=True, weights_only=True)
-    metadata = getattr(state.get("model"), "_metadata", None) or {}
-    found = [entry[METADATA_KEY] for entry in metadata.values() if METADATA_KEY in entry]
-    return found[0].clone() if len(found) == 1 else None
+    found = scores_in(state.get("model"))
+    return found[0][1].clone() if len(found) == 1 else None
 
 
 def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, device: torch.device) -> None:
@@ -68,4 +67,4 @@ def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, d
             found[0], found[1:] = 1.0, scores.to(device)
     distributed_utils.broadcast(found, src=0, group=group)
     if found[0].item() == 1.0:
-        tracker.set(found[1:])
+        load_saved_scores(tracker, found[1:])

@@ -46,6 +46,7 @@ import fairseq_tokendrop  # noqa: F401  (registers the plugin)
 from fairseq.data import Dictionary
 
 from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.checkpoints.verification import refuse_damaged
 from fairseq_tokendrop.commands.log import command_log
 from fairseq_tokendrop.data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
 from fairseq_tokendrop.errors import TokendropError
@@ -81,6 +82,7 @@ def read_weights(hf_dir):
         return weights
     legacy = os.path.join(hf_dir, "pytorch_model.bin")
     if os.path.isfile(legacy):
+        refuse_damaged(legacy)  # a torch zip carries a CRC-32 per tensor; safetensors carries none
         return torch.load(legacy, map_location="cpu", weights_only=True)
     raise TokendropError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {hf_dir}")
 

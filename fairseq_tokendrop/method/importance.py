@@ -20,19 +20,20 @@ The scores are not a parameter or buffer: ``model.half()`` would cast a buffer,
 and a stock ``roberta_base`` loads its state dict strictly. They travel in the
 state dict's metadata instead (``checkpoints/scores_in_state_dict.py``).
 """
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .pins import Pins
+from .pins import PIN, Pins
 from .rank_agreement import data_parallel_group, fingerprint, fingerprint_weights, sum_over_ranks
 
 
 class TokenImportance(nn.Module):
     def __init__(self, vocab_size: int, init_value: float, beta: float, allow_ids: Iterable[int],
-                 deny_ids: Iterable[int], init_scores: Optional[Tensor] = None):
+                 deny_ids: Iterable[int], init_scores: Optional[Tensor] = None, symbols: Sequence[str] = ()):
         super().__init__()
+        self.symbols = list(symbols)  # the dictionary's, to name ids in messages
         self.beta = beta
         self.pins = Pins(vocab_size, allow_ids, deny_ids)
         self.scores = self.pins.over_vocabulary(torch.full((vocab_size,), float(init_value)))
@@ -44,6 +45,7 @@ class TokenImportance(nn.Module):
         self.missing_from_last_load = False  # a state dict without scores was loaded (fairseq's broadcast)
         if init_scores is not None:
             self.set(init_scores)
+        self.initial = self.scores.clone()  # what this run gives an id before it has scored it
 
     def _follow(self, device: torch.device) -> None:
         # Moved lazily: ``.to()``/``.half()`` on the model skip plain tensors,
@@ -120,13 +122,33 @@ class TokenImportance(nn.Module):
         return self.scores.detach().clone().float()
 
     def set(self, scores: Tensor) -> None:
+        scores = self._checked(scores)
+        self.scores = self.pins.over_vocabulary(scores.detach().to(self.scores.device, torch.float32).clone())
+
+    def load_saved(self, scores: Tensor) -> List[str]:
+        """Take scores saved by a run whose allow/deny lists may have differed; returns the ids unpinned
+        (their symbols, where the dictionary's were given).
+
+        An id pinned then (its score exactly +-PIN) and not now gets this run's initial score
+        (``--token-importance-init``, or its ``--init-token-importance`` entry), the score a fresh
+        run with these lists gives it: a pin is no average of losses, and an id that is never a
+        target (``<mask>``) would otherwise keep it forever. The current pins are then applied.
+        """
+        scores = self._checked(scores).detach().to(torch.float32).clone()
+        unpinned = (scores.abs() == PIN) & ~self.pins.pinned.to(scores.device)
+        scores[unpinned] = self.initial.to(scores.device)[unpinned]
+        self.set(scores)
+        ids = unpinned.nonzero().flatten().tolist()
+        return [self.symbols[i] if i < len(self.symbols) else str(i) for i in ids]
+
+    def _checked(self, scores) -> Tensor:
         scores = torch.as_tensor(scores)
         if scores.shape != self.scores.shape:
             raise ValueError(
                 f"token importance has shape {tuple(scores.shape)}, expected "
                 f"{tuple(self.scores.shape)} (one score per dictionary entry)"
             )
-        self.scores = self.pins.over_vocabulary(scores.detach().to(self.scores.device, torch.float32).clone())
+        return scores
 
 
 def find_token_importance(model: nn.Module) -> TokenImportance:

@@ -24,6 +24,7 @@ from ..method.pins import PIN
 from ..method.random_ltd import parse_layers
 from ..method.strategies import ImportanceDropping, RandomDropping, RandomLtd
 from ..method.token_dropping_encoder import MIN_LAYERS
+from ..method.token_selection import num_kept
 
 FAIRSEQ_LAYER_NORM_EPS = 1e-5  # what fairseq.modules.LayerNorm builds
 
@@ -210,3 +211,28 @@ def build_strategy(args, importance: TokenImportance, padding_idx: int):
     if args.token_drop_strategy == "random":
         return RandomDropping(importance.pins, noise, args.encoder_layers)
     return RandomLtd(noise, random_ltd_layers(args), args.encoder_layers, padding_idx)
+
+
+def describe(args, sctd_interval: int) -> str:
+    """One line for the start-up log: what is dropped, how much, in which layers, what is pinned, and ScTD."""
+    sctd = f"ScTD every {sctd_interval} updates" if sctd_interval else "no ScTD"
+    if not drops_tokens(args):
+        return f"token dropping: off (every layer sees every token); {sctd}"
+    length = sequence_length(args)
+    schedule = keep_schedule(args)
+    if schedule is not None:
+        kept = (f"{schedule.min_value} growing to {schedule.max_value} of {length} tokens kept over "
+                f"{schedule.require_steps} updates (--token-keep-schedule {schedule})")
+    else:
+        flag = f"--token-keep-k {args.token_keep_k}" if args.token_keep_k else f"--token-drop {args.token_drop}"
+        kept = f"{num_kept(length, args.token_drop, args.token_keep_k)} of {length} tokens kept ({flag})"
+    last = args.encoder_layers - 1
+    if args.token_drop_strategy == "random-ltd":
+        layers = ",".join(map(str, random_ltd_layers(args)))
+        where = f"layers {layers} of 0-{last} each draw their own"
+        pins = "no pins (random-LTD draws among all tokens but padding)"
+    else:
+        split = args.encoder_layers // 2 - 1
+        where = f"layers {split}-{last - 1} of 0-{last} see them (layer {split} attends from them to all)"
+        pins = f"always kept: {args.token_allow_list or 'none'}; dropped first: {args.token_deny_list or 'none'}"
+    return f"token dropping: {args.token_drop_strategy}, {kept}; {where}; {pins}; {sctd}"

@@ -125,6 +125,7 @@ class TokenDropRobertaEncoder(RobertaEncoder):
             allow_ids=allow_ids,
             deny_ids=deny_ids,
             init_scores=load_init_scores(init, len(dictionary)) if init else None,
+            symbols=dictionary.symbols,
         )
         keep_scores_in_state_dict(self.token_importance)
         self.strategy = build_strategy(args, self.token_importance, dictionary.pad())

@@ -17,21 +17,30 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
   kept share of special, frequent and other tokens (``training/tensorboard_view.py``);
 - two MLPerf-style options (see ``mlperf_target``): ``--eval-interval-samples`` sets fairseq's
   validate and save intervals from a number of samples, and ``--stop-at-mlm-acc`` ends the run
-  at a target validation accuracy.
+  at a target validation accuracy;
+- under fairseq-train: checkpoints are written whole or not at all (``checkpoints/fairseq_saves.py``,
+  installed when training starts); the file to resume from is checked before fairseq loads it, changed
+  token-dropping flags are said, and a run that had finished ends at once (``training/resume.py``);
+  one start-up line states the effective token dropping.
 """
 import logging
 from dataclasses import dataclass, field
 
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+from fairseq.utils import safe_hasattr
 
+from ..checkpoints import fairseq_saves
+from ..models.tokendrop_config import describe
 from ..training import trainer_steps
+from ..training.resume import choose_checkpoint, finished_reason
 from ..training.tensorboard_view import tensorboard_view
 from ..checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
 from ..errors import TokendropError
 from ..method.strategies import WITHOUT_UPDATES
-from ..training.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
+from ..training.mlperf_target import (StopAtTarget, check_saves_follow_validation, eval_interval_updates, exit_now,
+                                      global_batch_size)
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
 
 logger = logging.getLogger(__name__)
@@ -74,6 +83,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         root = cfg._get_parent() if hasattr(cfg, "_get_parent") else None
         if root is not None and not kwargs.get("from_checkpoint"):
             check_ddp_backend(root.distributed_training.ddp_backend)
+            choose_checkpoint(root)
         return super().setup_task(cfg, **kwargs)
 
     def __init__(self, cfg, dictionary=None):
@@ -82,6 +92,8 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         self.stop_at_target = None
         self.tensorboard_view = None
         self.model_needs_importance_updates = False
+        self.built_model = None  # fairseq-train builds one model, then the criterion, then loads
+        self.train_batches = None  # fairseq's epoch iterator over the training data
 
     @classmethod
     def add_args(cls, parser):
@@ -95,6 +107,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         model = super().build_model(cfg, from_checkpoint)
         # fairseq-train builds the criterion next (a stock roberta under this task has no such property)
         self.model_needs_importance_updates = getattr(model, "needs_importance_updates", False)
+        self.built_model = model
         return model
 
     def begin_epoch(self, epoch, model):
@@ -104,6 +117,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         super().begin_epoch(epoch, model)
         if not self.training_started:
             self.training_started = True
+            fairseq_saves.install()  # before the first update, so before any save
             tracker = getattr(model, "token_importance", None)  # None for a stock roberta under this task
             root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
             if tracker is not None and root is not None:  # the checkpoint was loaded; no update yet
@@ -151,6 +165,27 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         if self.stop_at_target is not None:
             self.stop_at_target.after_save(cp_path, num_updates)
 
+    def get_checkpoint_dict(self):
+        # fairseq merges this into extra_state (every rank gets it back) and hands the entry under
+        # the task's class name to set_checkpoint_dict after a load: where a start learns that the
+        # target was reached
+        reached = self.stop_at_target.reached if self.stop_at_target is not None else None
+        return {type(self).__name__: {"stop_at_mlm_acc": reached}}
+
+    def set_checkpoint_dict(self, state):
+        # fairseq calls this on every rank right after loading a checkpoint and positioning the
+        # training data, unless --reset-dataloader; no update has run and nothing has been written
+        root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
+        if root is None or self.train_batches is None:
+            return
+        # Trainer.load_checkpoint gives the model the loaded update count (a stock roberta keeps none);
+        # --reset-optimizer starts fairseq's own count at 0 all the same
+        updates = None if root.checkpoint.reset_optimizer else getattr(self.built_model, "num_updates", None)
+        reason = finished_reason(root, updates, self.train_batches, state.get("stop_at_mlm_acc"))
+        if reason:
+            logger.info(f"nothing to do: this run is finished ({reason}); its checkpoints stay as they are")
+            exit_now()
+
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.stop_at_target is not None:
             self.stop_at_target.before_update()
@@ -186,7 +221,10 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             kwargs["required_batch_size_multiple"] = 1
         if evaluation or kwargs.get("num_workers", 0) == 0:
             kwargs["data_buffer_size"] = 0
-        return super().get_batch_iterator(dataset, **kwargs)
+        batches = super().get_batch_iterator(dataset, **kwargs)
+        if not evaluation:
+            self.train_batches = batches
+        return batches
 
     def _train_subset(self) -> str:
         root = self.cfg._get_parent() if hasattr(self.cfg, "_get_parent") else None
@@ -194,6 +232,11 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         return getattr(dataset, "train_subset", None) or "train"
 
     def build_criterion(self, cfg, from_checkpoint=False):
+        model_args = getattr(self.built_model, "args", None)
+        if not from_checkpoint and safe_hasattr(model_args, "token_drop"):
+            # fairseq-train builds the criterion once, after the model: the start-up line on what is dropped
+            # (cross_entropy, replaced below, has no ScTD: 0 is the default of ours too)
+            logger.info(describe(model_args, getattr(cfg, "sctd_interval", 0)))
         if getattr(cfg, "_name", None) == "cross_entropy":
             logger.info("--task masked_lm_tokendrop: using --criterion masked_lm_tokendrop "
                         "(fairseq's default cross_entropy never updates token importance)")
