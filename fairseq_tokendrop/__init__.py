@@ -14,9 +14,9 @@ logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
 from . import criterions, models, optim, tasks  # noqa: E402,F401  (registers everything)
 from .checkpoints.safe_loading import allow_fairseq_checkpoint_globals  # noqa: E402
-from .method.importance import get_token_importance, set_token_importance  # noqa: E402
+from .method.importance import apply_token_importance, get_token_importance, set_token_importance  # noqa: E402
 
 allow_fairseq_checkpoint_globals()
 
-__all__ = ["get_token_importance", "set_token_importance"]
+__all__ = ["apply_token_importance", "get_token_importance", "set_token_importance"]
 __version__ = "0.1.0"

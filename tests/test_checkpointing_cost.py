@@ -50,4 +50,6 @@ def test_checkpointing_needs_a_fraction_of_the_memory_and_the_measure_covers_the
     for name, r in results.items():
         assert len(r["seconds"]) == len(r["cpu_seconds"]) == len(r["bytes"]) == 1 and r["median_s"] > 0
         assert r["peak_bytes"] >= held[name], name
-    assert results["checkpointed"]["peak_bytes"] < results["plain"]["peak_bytes"] / 2
+    # offloading keeps the same inputs (on CPU it moves nothing): the same bound
+    for name in ("checkpointed", "offloaded"):
+        assert results[name]["peak_bytes"] < results["plain"]["peak_bytes"] / 2, name

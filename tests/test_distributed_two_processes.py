@@ -1,6 +1,6 @@
 """Two gloo processes without fairseq-train: what fairseq's broadcast of a loaded checkpoint
-accepts and refuses with the plugin's allowlist, and the random strategies' noise on each rank (the
-random selection's scores, random-LTD's layerwise draws).
+accepts and refuses with the plugin's allowlist, the scores' lookup after that broadcast, and the
+random strategies' noise on each rank (the random selection's scores, random-LTD's layerwise draws).
 
 fairseq's ``Trainer.load_checkpoint`` sends the state from rank 0 with
 ``distributed_utils.broadcast_object``: ``torch.save`` on rank 0, ``torch.load`` (torch's
@@ -14,6 +14,7 @@ import datetime
 import io
 import os
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,6 +24,9 @@ from fairseq.distributed import utils as distributed_utils
 from omegaconf import OmegaConf
 
 import fairseq_tokendrop  # noqa: F401  (installs the allowlist)
+from fairseq_tokendrop.checkpoints.scores_after_broadcast import restore_scores_lost_in_broadcast
+from fairseq_tokendrop.errors import TokendropError
+from fairseq_tokendrop.method.importance import TokenImportance
 from fairseq_tokendrop.method.noise import MicroBatchNoise
 from fairseq_tokendrop.method.pins import PIN, Pins
 from fairseq_tokendrop.method.random_ltd import draw_kept
@@ -39,8 +43,8 @@ def checkpoint_like_state():
 
 
 def random_strategy():
-    """The random strategy of a 4-layer model with --seed 3, <s> allowed and <pad> denied."""
-    return RandomDropping(Pins(12, allow_ids=[0], deny_ids=[1]), MicroBatchNoise(seed=3), num_layers=4)
+    """The random strategy of a 4-layer model with --seed 3, <s> allowed and <pad> (1) denied."""
+    return RandomDropping(Pins(12, allow_ids=[0], deny_ids=[1]), MicroBatchNoise(seed=3), num_layers=4, padding_idx=1)
 
 
 TOKENS = torch.tensor([[0, 5, 6, 7, 8, 9, 10, 1], [0, 2, 3, 4, 5, 6, 1, 1]])
@@ -65,8 +69,24 @@ def worker(rank, init_file, out_dir, marker):
     t = random_strategy()
     out["noise"] = [t.scores(TOKENS, 5) for _ in range(2)]  # two micro-batches of update 5
     out["ltd"] = [random_ltd_draw(t.noise, 6) for _ in range(2)]  # and two of update 6
+    out["lookup"] = {name: scores_lookup(path) for name, path in (
+        ("missing", f"{out_dir}/no-such-checkpoint.pt"), ("without_scores", f"{out_dir}/stock.pt"))}
     torch.save(out, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
+
+
+def scores_lookup(restore_file):
+    """What each rank's scores become after a load that lost them in fairseq's broadcast, when fairseq
+    loaded ``restore_file``: the scores, or the refusal's message."""
+    tracker = TokenImportance(6, init_value=10.0, beta=0.5, allow_ids=[0], deny_ids=[1])
+    tracker.missing_from_last_load = True  # what the model notes on every rank after such a load
+    cfg = SimpleNamespace(restore_file=restore_file, checkpoint_suffix="", save_dir=os.path.dirname(restore_file),
+                          finetune_from_model=None, continue_once=None)
+    try:
+        restore_scores_lost_in_broadcast(tracker, cfg, torch.device("cpu"))
+    except TokendropError as e:
+        return e.message
+    return tracker.get()
 
 
 def random_ltd_draw(noise, num_updates):
@@ -77,6 +97,7 @@ def random_ltd_draw(noise, num_updates):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     root = tmp_path_factory.mktemp("two_processes")
+    torch.save({"model": {"encoder.w": torch.zeros(2)}}, root / "stock.pt")  # a checkpoint with no scores
     marker = root / "payload-ran"
     mp.spawn(worker, args=(str(root / "init"), str(root), str(marker)), nprocs=2, join=True)
     return [torch.load(root / f"rank{r}.pt") for r in (0, 1)], marker
@@ -91,6 +112,19 @@ def test_fairseqs_broadcast_of_a_loaded_checkpoint_arrives_and_a_payload_in_it_i
     # the payload's first global (protocol 2 reaches Path.touch through getattr) is not on the list
     assert rank1["evil"].startswith("Weights only load failed") and "Unsupported global: GLOBAL getattr" in rank1["evil"]
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_scores_lookup_that_finds_no_file_is_refused_on_every_rank(ranks):
+    (rank0, rank1), _ = ranks
+    missing = rank0["lookup"]["missing"]
+    assert missing == rank1["lookup"]["missing"]
+    assert isinstance(missing, str) and "rank 0 cannot find the file it loaded" in missing
+    assert missing.endswith("no-such-checkpoint.pt): refusing to train every rank from the initial scores")
+    # a file without scores (a stock RoBERTa checkpoint) leaves the initial scores, as one rank's load does
+    initial = TokenImportance(6, init_value=10.0, beta=0.5, allow_ids=[0], deny_ids=[1]).get()
+    assert torch.equal(rank0["lookup"]["without_scores"], initial)
+    assert torch.equal(rank1["lookup"]["without_scores"], initial)
 
 
 @pytest.mark.parametrize("container", ["DictConfig", "defaultdict", "Namespace", "placeholder"])

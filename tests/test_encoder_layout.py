@@ -1,4 +1,6 @@
 """The token-dropping encoder against stock fairseq RoBERTa and a per-sample re-computation."""
+import weakref
+
 import pytest
 import torch
 
@@ -151,6 +153,44 @@ def test_selection_keeps_allowed_and_drops_padding_first():
             i,
         )
         assert keep[b].tolist() == sorted(sorted(range(12), key=rank)[:6])
+
+
+@pytest.mark.parametrize("strategy", ["importance", "random"])
+@pytest.mark.parametrize("lists", [dict(token_deny_list=""),
+                                   dict(token_allow_list="<s>,</s>,<unk>,<mask>,<pad>", token_deny_list="")],
+                         ids=["pad_not_denied", "pad_allowed"])
+def test_padding_is_never_kept_while_a_real_token_is_dropped_whatever_the_lists(strategy, lists):
+    d = tiny_dictionary()
+    model = build_tokendrop(d, token_keep_k=8, token_drop_strategy=strategy, **lists).train()
+    scores = torch.zeros(len(d))
+    scores[d.pad()] = 5.0  # above every word: padding would win wherever its score counted
+    set_token_importance(model, scores)
+    tokens = random_tokens(d, 3, 12, pad_tail=(0, 6, 9))  # 12, 6 and 3 real tokens, 8 kept
+    keep = model.encoder.plan(tokens).index
+    for b in range(3):
+        real = int(tokens[b].ne(d.pad()).sum())
+        kept_padding = sum(int(tokens[b, i]) == d.pad() for i in keep[b].tolist())
+        assert kept_padding == max(0, 8 - real), (b, keep[b].tolist())
+
+
+def test_a_training_forward_without_dropping_keeps_alive_only_the_last_layers_input():
+    """ScTD reads the input of the last layer; the outputs of the layers before it must be freed as the
+    forward goes (under --offload-activations they would otherwise stay on the device until its end).
+    Under no_grad autograd holds nothing, so what is alive when the last layer starts is what the
+    encoder itself keeps."""
+    d = tiny_dictionary()
+    model = build_tokendrop(d).train()  # no dropping: the stock path, as ScTD's full pass takes it
+    layers = model.encoder.sentence_encoder.layers
+    outputs, alive = [], []
+    for layer in layers[:-1]:
+        layer.register_forward_hook(lambda module, args, out: outputs.append(weakref.ref(out)))
+    layers[-1].register_forward_pre_hook(lambda module, args: alive.append([o() is not None for o in outputs]))
+    tokens = random_tokens(d, 2, 10, pad_tail=(0, 3))
+    with torch.no_grad():
+        _, extra = model(tokens, features_only=True)
+        states = model.encoder.sentence_encoder(tokens, return_all_hiddens=True)["encoder_states"]
+    assert alive[0] == [False] * (len(layers) - 2) + [True]
+    assert torch.equal(extra["last_layer_input"], states[-2].transpose(0, 1))  # dropout 0: the same forward
 
 
 def test_too_few_layers_is_a_clear_error():

@@ -1,11 +1,16 @@
 """The importance tracker against hand computations."""
+import pytest
 import torch
+import torch.nn.functional as F
 
-from fairseq_tokendrop import get_token_importance, set_token_importance
+from fairseq_tokendrop import apply_token_importance, get_token_importance, set_token_importance
+from fairseq_tokendrop.criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig, MaskedLmTokenDropLoss
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.method.importance import TokenImportance
 from fairseq_tokendrop.method.pins import PIN
+from fairseq_tokendrop.standalone import StandaloneTask
 
-from conftest import build_tokendrop, build_stock_roberta, tiny_dictionary
+from conftest import build_tokendrop, build_stock_roberta, random_tokens, tiny_dictionary
 
 
 def tracker(beta=0.9, init=10.0):
@@ -112,3 +117,48 @@ def test_scores_travel_in_state_dict_metadata_not_as_a_key(tmp_path):
     fresh = build_tokendrop(d, seed=1)
     fresh.load_state_dict(state, strict=True)
     assert torch.equal(get_token_importance(fresh), expected)
+
+
+def masked_sample(d, masked_positions=(2, 5, 7)):
+    tokens = random_tokens(d, 4, 12, seed=3)
+    target = torch.full_like(tokens, d.pad())
+    for i in masked_positions:
+        target[:, i] = tokens[:, i]
+        tokens[:, i] = d.index("<mask>")
+    return {"net_input": {"src_tokens": tokens}, "target": target, "ntokens": tokens.numel(), "nsentences": 4}
+
+
+@pytest.mark.parametrize("optimizer,set_to_none", [("fused_adamw", True), ("sgd", False)])
+def test_a_training_loop_of_ones_own_moves_the_scores_or_is_refused(optimizer, set_to_none):
+    """The Python API's training path (standalone.build_model, a loop of one's own): with
+    apply_token_importance after every optimizer step the scores move as the moving average of that
+    step's losses; without it the loop stops at its next step, whether the gradients are cleared
+    (zero_grad's default) or the parameters stepped in place (an optimizer that is not fused)."""
+    d = tiny_dictionary()
+    model = build_tokendrop(d, token_drop=0.5).train()
+    criterion = MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(), StandaloneTask(d, 64))
+    opt = (torch.optim.AdamW(model.parameters(), fused=True) if optimizer == "fused_adamw"
+           else torch.optim.SGD(model.parameters(), lr=0.1))
+    sample = masked_sample(d)
+
+    def step(micro_batches=1):
+        for _ in range(micro_batches):
+            loss, _, _ = criterion(model, sample)
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=set_to_none)
+
+    masked = sample["target"].ne(d.pad())
+    targets = sample["target"][masked]
+    with torch.no_grad():  # the drop pass the criterion runs next: same weights, same scores, dropout 0
+        losses = F.cross_entropy(model(**sample["net_input"], masked_tokens=masked)[0], targets, reduction="none")
+    expected = get_token_importance(model).double()
+    for i in targets.unique().tolist():
+        expected[i] = 0.995 * expected[i] + 0.005 * losses[targets == i].double().mean()
+    step(micro_batches=2)  # two micro-batches of the same batch: the same mean per id
+    apply_token_importance(model)
+    assert torch.allclose(get_token_importance(model).double(), expected, rtol=0, atol=1e-5)
+    assert not torch.equal(get_token_importance(model).double(), get_token_importance(build_tokendrop(d)).double())
+    step()
+    with pytest.raises(TokendropError, match=r"call fairseq_tokendrop.apply_token_importance\(model\) after every"):
+        step()

@@ -14,7 +14,8 @@ from fairseq.data import Dictionary
 from fairseq_tokendrop import get_token_importance
 from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
-from fairseq_tokendrop.data.wordpiece_dictionary import wordpiece_to_fairseq, write_dict_txt
+from fairseq_tokendrop.data.premasked_dataset import PartWriter, publish_split
+from fairseq_tokendrop.data.wordpiece_dictionary import vocab_sha256, wordpiece_to_fairseq, write_dict_txt
 
 from conftest import run_cli, train_flags
 from premasked_fixtures import (
@@ -171,8 +172,8 @@ def test_a_bad_tfrecord_stops_with_one_line_naming_file_record_and_field(tmp_pat
     message = converter_error("--vocab", vocab, "--destdir", tmp_path / "bin", "--workers", "1", good, bad)
     assert message == message.strip() and "\n" not in message
     assert message.startswith(f"fairseq_tokendrop: error: {bad}: {expected}"), message
-    # Nothing half-written: no split files, no temporary parts.
-    assert sorted(os.listdir(tmp_path / "bin")) == ["dict.txt", "vocab.txt"]
+    # Nothing half-written: the conversion was into a new dir, and no dir is left.
+    assert not (tmp_path / "bin").exists()
 
 
 HDF5_CASES = {
@@ -222,6 +223,39 @@ def test_a_failed_conversion_leaves_the_published_split_and_a_damaged_one_refuse
     task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(dest), tokens_per_sample=32))
     with pytest.raises(TokendropError, match=r"valid.tgt.bin: does not match premasked.json"):
         task.load_dataset("valid")
+
+
+@pytest.mark.slow
+def test_an_input_with_no_examples_is_refused_and_replaces_nothing(tmp_path):
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    good = write_tfrecord(tmp_path / "good", make_examples(5, seed=12))
+    empty = write_tfrecord(tmp_path / "empty", [])
+    dest = tmp_path / "bin"
+    convert_premasked.main(["--vocab", str(vocab), "--destdir", str(dest), "--split", "valid", str(good)])
+    before = {name: (dest / name).read_bytes() for name in os.listdir(dest)}
+    message = converter_error("--vocab", vocab, "--destdir", dest, "--split", "valid", "--workers", "1", empty)
+    assert message == f"fairseq_tokendrop: error: {empty}: no examples: nothing converted, split 'valid' left as it was"
+    assert {name: (dest / name).read_bytes() for name in os.listdir(dest)} == before
+    # among other inputs, into a new dir: refused all the same, and no dir is left
+    message = converter_error("--vocab", vocab, "--destdir", tmp_path / "new", "--workers", "2", good, empty)
+    assert message.startswith(f"fairseq_tokendrop: error: {empty}: no examples")
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_empty_split_is_refused_in_one_line_when_it_loads(tmp_path):
+    """A split of no examples, as the converter wrote one for an empty input before it refused them."""
+    vocab = write_vocab(tmp_path / "vocab.txt", vocab_tokens())
+    dictionary, _ = wordpiece_to_fairseq(str(vocab))
+    dest = tmp_path / "bin"
+    dest.mkdir()
+    write_dict_txt(dictionary, str(dest / "dict.txt"))
+    PartWriter(str(tmp_path / "part"), len(dictionary), dictionary.pad()).finalize()
+    entry = dict(sources=[], layouts=[], examples=0, masked_slots=0, longest=0, nonzero_segment_examples=0)
+    publish_split(str(dest), "valid", str(tmp_path / "part"), entry, vocab_sha256(str(vocab)), len(dictionary))
+    task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(dest), tokens_per_sample=32))
+    with pytest.raises(TokendropError) as err:
+        task.load_dataset("valid")
+    assert str(err.value.code) == f"fairseq_tokendrop: error: {dest / 'valid.src.idx'}: the split has no examples"
 
 
 @pytest.mark.slow

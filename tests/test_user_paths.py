@@ -1,10 +1,13 @@
 """Where fairseq users go in their first hour: the arch named after the model, the criterion the task picks
-(with its flags), refusals of setups that would silently freeze importance, and fairseq-hydra-train (bf16 too).
+(with its flags), refusals of setups that would silently freeze importance, every --sample-break-mode, and
+fairseq-hydra-train (bf16 too).
 """
 import argparse
 import json
 import os
 import subprocess
+
+import numpy as np
 
 import pytest
 import torch
@@ -16,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from fairseq_tokendrop.errors import TokendropError
+from fairseq_tokendrop.tasks.masked_lm_tokendrop import MaskedLMTokenDropConfig, MaskedLMTokenDropTask
 
 from conftest import REPO, USER_DIR, run_cli, train_flags
 from test_nonfinite_importance import assert_step
@@ -71,6 +75,24 @@ def test_a_stock_criterion_is_refused_in_one_line_by_fairseq_train(data_bin, tmp
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "fairseq_tokendrop: error: --criterion masked_lm never updates token importance")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["none", "complete", "complete_doc", "eos"])  # every mode masked_lm offers
+def test_every_sample_break_mode_serves_the_corpus(data_bin, mode):
+    """Each mode serves blocks of at most --tokens-per-sample tokens that hold the corpus (fairseq-preprocess
+    adds </s> to each line; complete_doc leaves out the empty lines between documents), and eos one line
+    per sample. eos runs through fairseq's TokenBlockDataset, which reads np.compat.long: gone in numpy 2."""
+    lines = (data_bin.parent / "train.txt").read_text().splitlines()
+    task = MaskedLMTokenDropTask.setup_task(MaskedLMTokenDropConfig(data=str(data_bin), tokens_per_sample=32,
+                                                                    sample_break_mode=mode, seed=1))
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    sizes = np.array([dataset.num_tokens(i) for i in range(len(dataset))])  # each with its <s>
+    served = [len(line.split()) + 1 for line in lines if mode != "complete_doc" or line.strip()]
+    assert sizes.max() <= 32 and int((sizes - 1).sum()) == sum(served)
+    if mode == "eos":
+        assert sorted(sizes - 1) == sorted(served)
 
 
 def hydra_records(stdout, kind):

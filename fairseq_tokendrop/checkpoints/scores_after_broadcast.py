@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 from fairseq.file_io import PathManager
 
+from ..errors import TokendropError
 from ..method.importance import TokenImportance
 from ..method.rank_agreement import data_parallel_group
 from .scores_in_state_dict import load_saved_scores, scores_in
@@ -51,7 +52,10 @@ def saved_scores(path: str) -> Optional[torch.Tensor]:
 def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, device: torch.device) -> None:
     """On every rank, after fairseq's checkpoint load and before the first update.
 
-    A collective only when the load lost the scores, which every rank knows alike.
+    A collective only when the load lost the scores, which every rank knows alike. A file that
+    carries no scores (a stock RoBERTa checkpoint) leaves the initial scores, as a one-rank load of
+    it does; a file rank 0 cannot find is refused on every rank, rather than leaving every rank at
+    its initial scores without a word.
     """
     group, world = data_parallel_group()
     if world == 1 or not tracker.missing_from_last_load:
@@ -59,12 +63,19 @@ def restore_scores_lost_in_broadcast(tracker: TokenImportance, checkpoint_cfg, d
     tracker.missing_from_last_load = False
     from fairseq.distributed import utils as distributed_utils
 
-    found = torch.zeros(1 + tracker.scores.numel(), device=device)  # [has scores, scores...]
-    if distributed_utils.get_rank(group) == 0:
-        path = loaded_checkpoint_path(checkpoint_cfg)
-        scores = saved_scores(path) if path is not None and PathManager.exists(path) else None
+    path = loaded_checkpoint_path(checkpoint_cfg)
+    found = torch.zeros(2 + tracker.scores.numel(), device=device)  # [file found, has scores, scores...]
+    if distributed_utils.get_rank(group) == 0 and path is not None and PathManager.exists(path):
+        found[0] = 1.0
+        scores = saved_scores(path)
         if scores is not None:
-            found[0], found[1:] = 1.0, scores.to(device)
+            found[1], found[2:] = 1.0, scores.to(device)
     distributed_utils.broadcast(found, src=0, group=group)
-    if found[0].item() == 1.0:
-        load_saved_scores(tracker, found[1:])
+    file_found, has_scores = found[:2].tolist()
+    if not file_found:
+        named = path or "none: no --restore-file, checkpoint_last.pt, --continue-once or --finetune-from-model"
+        raise TokendropError(f"the importance scores did not survive fairseq's broadcast of the checkpoint, and rank 0 "
+                             f"cannot find the file it loaded to read them from ({named}): refusing to train every "
+                             "rank from the initial scores")
+    if has_scores:
+        load_saved_scores(tracker, found[2:])

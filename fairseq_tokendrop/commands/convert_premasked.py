@@ -25,7 +25,9 @@ Each input file is converted by its own worker process into a part under a
 temporary dir in DESTDIR; the parts are joined in input order and moved into
 place only when every file converted cleanly, so a failed or killed run leaves
 no half-written split. Any bad record stops the run with one line naming the
-file, the record and the field.
+file, the record and the field; so does an input with no examples, so a split
+is replaced only by one that holds data. A refused conversion into a new
+DESTDIR leaves no directory behind.
 
 Example::
 
@@ -103,54 +105,68 @@ def convert(inputs, vocab_path, destdir, split, workers, progress_every):
     for path in inputs:
         if not os.path.isfile(path):
             raise TokendropError(f"{path}: no such input file")
-    os.makedirs(destdir, exist_ok=True)
     sha = vocab_sha256(vocab_path)
     if os.path.exists(os.path.join(destdir, META_NAME)) and read_meta(destdir)["vocab_sha256"] != sha:
         raise TokendropError(f"{destdir}: already holds data converted with another vocab.txt")
-    write_dict_txt(dictionary, os.path.join(destdir, "dict.txt"))
-    with atomic_path(os.path.join(destdir, "vocab.txt")) as tmp:
-        shutil.copyfile(vocab_path, tmp)
-
+    new_dir = not os.path.isdir(destdir)
+    os.makedirs(destdir, exist_ok=True)
     _remove_stale_tmp_dirs(destdir, split)
     tmp_dir = os.path.join(destdir, f"{TMP_PREFIX}{split}-{os.getpid()}")
     os.makedirs(tmp_dir)
     try:
-        jobs = [(path, os.path.join(tmp_dir, f"part{i:05d}")) for i, path in enumerate(inputs)]
-        workers = max(1, min(workers, len(jobs)))
-        start = time.time()
-        totals = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
-        layouts = []
-
-        def collect(results):
-            for done, ((path, _), counts) in enumerate(zip(jobs, results), 1):
-                for key in ("examples", "masked", "nonzero_segment"):
-                    totals[key] += counts[key]
-                totals["longest"] = max(totals["longest"], counts["longest"])
-                layouts.append(counts["layout"])
-                log(f"[{done}/{len(jobs)}] {path} ({counts['layout']}): {counts['examples']:,} examples, "
-                    f"{counts['masked']:,} masked slots ({time.time() - start:.0f}s)")
-
-        if workers == 1:
-            _init_worker(vocab_path, progress_every)
-            collect(map(convert_file, jobs))
-        else:
-            with multiprocessing.Pool(workers, _init_worker, (vocab_path, progress_every)) as pool:
-                collect(pool.imap(convert_file, jobs))
-        if totals["nonzero_segment"]:
-            log(f"{totals['nonzero_segment']:,} of {totals['examples']:,} examples have a second segment: "
-                "kept; train with --num-segment 2 to use them (without it the model ignores them)")
-        out_prefix = os.path.join(tmp_dir, split)
-        merge_parts([prefix for _, prefix in jobs], out_prefix, len(dictionary))
-        entry = dict(sources=[os.path.abspath(p) for p in inputs], layouts=layouts, examples=totals["examples"],
-                     masked_slots=totals["masked"], longest=totals["longest"],
-                     nonzero_segment_examples=totals["nonzero_segment"])
-        publish_split(destdir, split, out_prefix, entry, sha, len(dictionary))
+        totals = _convert_parts(inputs, vocab_path, tmp_dir, split, workers, progress_every, len(dictionary))
+        # written only with a split to publish: a refused conversion into a new dir leaves nothing
+        write_dict_txt(dictionary, os.path.join(destdir, "dict.txt"))
+        with atomic_path(os.path.join(destdir, "vocab.txt")) as tmp:
+            shutil.copyfile(vocab_path, tmp)
+        entry = dict(sources=[os.path.abspath(p) for p in inputs], layouts=totals.pop("layouts"), **totals)
+        publish_split(destdir, split, os.path.join(tmp_dir, split), entry, sha, len(dictionary))
     except RecordError as err:
         raise TokendropError(str(err)) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    print(f"{split}: {totals['examples']:,} examples, {totals['masked']:,} masked slots, longest "
-          f"{totals['longest']} tokens, from {len(inputs)} file(s) -> {destdir}")
+        if new_dir and not os.path.exists(os.path.join(destdir, META_NAME)):
+            try:  # empty unless another conversion into it is under way: then it stays
+                os.rmdir(destdir)
+            except OSError:
+                pass
+    print(f"{split}: {entry['examples']:,} examples, {entry['masked_slots']:,} masked slots, longest "
+          f"{entry['longest']} tokens, from {len(inputs)} file(s) -> {destdir}")
+
+
+def _convert_parts(inputs, vocab_path, tmp_dir, split, workers, progress_every, vocab_size):
+    """Convert every input into a part under ``tmp_dir`` and join the parts into ``tmp_dir/split``;
+    returns the split's metadata entry (less its sources). Refuses an input with no examples."""
+    jobs = [(path, os.path.join(tmp_dir, f"part{i:05d}")) for i, path in enumerate(inputs)]
+    workers = max(1, min(workers, len(jobs)))
+    start = time.time()
+    totals = dict(examples=0, masked=0, nonzero_segment=0, longest=0)
+    layouts = []
+
+    def collect(results):
+        for done, ((path, _), counts) in enumerate(zip(jobs, results), 1):
+            if not counts["examples"]:
+                raise TokendropError(f"{path}: no examples: nothing converted, split '{split}' "
+                                     "left as it was")
+            for key in ("examples", "masked", "nonzero_segment"):
+                totals[key] += counts[key]
+            totals["longest"] = max(totals["longest"], counts["longest"])
+            layouts.append(counts["layout"])
+            log(f"[{done}/{len(jobs)}] {path} ({counts['layout']}): {counts['examples']:,} examples, "
+                f"{counts['masked']:,} masked slots ({time.time() - start:.0f}s)")
+
+    if workers == 1:
+        _init_worker(vocab_path, progress_every)
+        collect(map(convert_file, jobs))
+    else:
+        with multiprocessing.Pool(workers, _init_worker, (vocab_path, progress_every)) as pool:
+            collect(pool.imap(convert_file, jobs))
+    if totals["nonzero_segment"]:
+        log(f"{totals['nonzero_segment']:,} of {totals['examples']:,} examples have a second segment: "
+            "kept; train with --num-segment 2 to use them (without it the model ignores them)")
+    merge_parts([prefix for _, prefix in jobs], os.path.join(tmp_dir, split), vocab_size)
+    return dict(layouts=layouts, examples=totals["examples"], masked_slots=totals["masked"],
+                longest=totals["longest"], nonzero_segment_examples=totals["nonzero_segment"])
 
 
 def main(argv=None):

@@ -1,8 +1,9 @@
 """Masked-LM loss for ``tokendrop_roberta``: feeds token importance, adds ScTD.
 
 In training, the drop pass's per-target losses go to the importance tracker's
-pending step (``TokenImportance.accumulate``); the scores move once per applied
-optimizer step (``training.trainer_steps.optimizer_step``, called by the task), never here.
+pending step (``training.trainer_steps.collect_losses``); the scores move once per applied
+optimizer step (``training.trainer_steps.optimizer_step``, called by the task, or
+``apply_token_importance`` in a loop of one's own), never here.
 
 Logs ``loss`` (base 2, per masked token, as fairseq's ``masked_lm``; the
 objective's masked-LM part: L_drop, on ScTD updates ``(1-a) L_drop + a L_full``,
@@ -32,6 +33,7 @@ from ..errors import TokendropError
 from ..method.flops import training_update_macs
 from ..method.importance import find_token_importance
 from ..method.sctd_loss import cls_kl, is_sctd_update, sctd_loss, sctd_mlm_loss
+from ..training import trainer_steps
 
 
 @dataclass
@@ -127,7 +129,7 @@ class MaskedLmTokenDropLoss(FairseqCriterion):
         drop = self._mlm_pass(model, sample, masked, targets, drop_tokens=True)
         importance = find_token_importance(model)
         if model.training:
-            importance.accumulate(targets, drop.token_losses)
+            trainer_steps.collect_losses(model, importance, targets, drop.token_losses)
 
         loss = drop.loss
         logging_output = {

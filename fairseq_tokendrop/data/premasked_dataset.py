@@ -33,6 +33,7 @@ from fairseq.data import BaseWrapperDataset, RightPadDataset, SortDataset, data_
 
 from ..atomic_file import atomic_path
 from ..errors import TokendropError
+from .indexed_files import check_indexed_files
 
 META_NAME = "premasked.json"
 FORMAT = "fairseq_tokendrop.premasked"
@@ -136,6 +137,10 @@ def load_premasked_split(data_dir: str, split: str):
         if not os.path.exists(path) or os.path.getsize(path) != size:
             raise TokendropError(f"{path}: does not match {META_NAME} (an interrupted conversion?): "
                             f"convert split '{split}' again")
+    for stream in STREAMS:  # the inputs and targets hold dictionary ids; the segments 0 and 1
+        if f"{split}.{stream}.bin" in entry["files"]:
+            check_indexed_files(os.path.join(data_dir, f"{split}.{stream}"),
+                                meta["dictionary_size"] if stream != "seg" else None)
     src, tgt, seg = (data_utils.load_indexed_dataset(os.path.join(data_dir, f"{split}.{s}"), None,
                                                      dataset_impl="mmap")
                      if f"{split}.{s}.bin" in entry["files"] else None for s in STREAMS)
@@ -145,11 +150,16 @@ def load_premasked_split(data_dir: str, split: str):
     return src, tgt, seg, entry
 
 
-def premasked_data_dir(task, epoch: int):
-    """The data dir ``masked_lm`` would read for ``epoch``, if it is a pre-masked one, else None."""
+def epoch_data_dir(task, epoch: int) -> str:
+    """The data dir ``masked_lm`` reads for ``epoch`` (``--data`` may name several, one per epoch)."""
     paths = utils.split_paths(task.cfg.data)
-    data_dir = paths[(epoch - 1) % len(paths)]
-    return data_dir if is_premasked_dir(data_dir) else None
+    return paths[(epoch - 1) % len(paths)]
+
+
+def second_segment_examples(data_dir: str, split: str) -> int:
+    """How many examples of a converted split have a second segment (0 in a v2 dir, which has no SPLIT.seg)."""
+    entry = read_meta(data_dir)["splits"].get(split, {})
+    return entry.get("nonzero_segment_examples", 0) if f"{split}.seg.bin" in entry.get("files", {}) else 0
 
 
 def premasked_task_dataset(task, split: str, data_dir: str):

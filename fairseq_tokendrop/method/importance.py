@@ -174,3 +174,10 @@ def get_token_importance(model: nn.Module) -> Tensor:
 def set_token_importance(model: nn.Module, scores: Tensor) -> None:
     """Replace the model's scores; allow/deny pins are re-applied."""
     find_token_importance(model).set(scores)
+
+
+def apply_token_importance(model: nn.Module) -> None:
+    """Move the scores by the losses the criterion collected since the last call: in a training loop of
+    one's own, call it once after every optimizer step (fairseq-train's task does it for its steps).
+    With several data-parallel ranks every rank calls it at the same step (one all-reduce)."""
+    find_token_importance(model).apply_pending()

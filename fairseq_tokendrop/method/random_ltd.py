@@ -30,8 +30,6 @@ from torch import Tensor, nn
 
 from .token_selection import gather_tokens, scatter_tokens, select_kept
 
-PADDING_SCORE = -1.0  # below every uniform draw in [0, 1): padding comes last
-
 
 def default_layers(num_layers: int) -> Tuple[int, ...]:
     """Every layer but the first and the last (DeepSpeed's usual ``random_ltd_layer_id``)."""
@@ -70,10 +68,8 @@ def draw_kept(generator: torch.Generator, padding: Tensor, num_layers: int, kept
         ``[L, B, K]`` long, ascending within each row; real tokens first, padding
         only where a row has fewer than K real tokens.
     """
-    batch, seq_len = padding.shape
-    noise = torch.rand((num_layers, batch, seq_len), generator=generator, device=padding.device)
-    scores = noise.masked_fill(padding, PADDING_SCORE)
-    return select_kept(scores.view(num_layers * batch, seq_len), kept).view(num_layers, batch, kept)
+    noise = torch.rand((num_layers, *padding.shape), generator=generator, device=padding.device)
+    return select_kept(noise, kept, padding)
 
 
 def kept_padding_masks(padding: Tensor, index: Tensor) -> Tensor:

@@ -33,26 +33,28 @@ WITHOUT_UPDATES = ("every score would stay at its initial value and dropping wou
 
 
 class _KeepHighestScores(ABC):
-    """The token-dropping layout's selection: the ``kept`` highest-scored positions of each row."""
+    """The token-dropping layout's selection: the ``kept`` highest-scored positions of each row,
+    padding last whatever its score (the allow and deny lists may name ``<pad>`` or leave it out)."""
 
     layerwise_layers: Optional[Tuple[int, ...]] = None  # not layerwise (for the MAC count)
 
-    def __init__(self, num_layers: int):
-        self.num_layers = num_layers
+    def __init__(self, num_layers: int, padding_idx: int):
+        self.num_layers, self.padding_idx = num_layers, padding_idx
 
     @abstractmethod
     def scores(self, src_tokens: Tensor, num_updates: int) -> Tensor:
         """``[B, T]`` float32 score of each position."""
 
     def plan(self, src_tokens: Tensor, kept: int, num_updates: int) -> TokenDroppingPlan:
-        return TokenDroppingPlan(select_kept(self.scores(src_tokens, num_updates), kept), self.num_layers)
+        scores = self.scores(src_tokens, num_updates)
+        return TokenDroppingPlan(select_kept(scores, kept, src_tokens.eq(self.padding_idx)), self.num_layers)
 
 
 class ImportanceDropping(_KeepHighestScores):
     moves_importance = True  # the scores it selects by must be updated: the task and criterion feed them
 
-    def __init__(self, importance: TokenImportance, num_layers: int):
-        super().__init__(num_layers)
+    def __init__(self, importance: TokenImportance, num_layers: int, padding_idx: int):
+        super().__init__(num_layers, padding_idx)
         self.importance = importance
 
     def scores(self, src_tokens: Tensor, num_updates: int) -> Tensor:
@@ -62,8 +64,8 @@ class ImportanceDropping(_KeepHighestScores):
 class RandomDropping(_KeepHighestScores):
     moves_importance = False
 
-    def __init__(self, pins: Pins, noise: MicroBatchNoise, num_layers: int):
-        super().__init__(num_layers)
+    def __init__(self, pins: Pins, noise: MicroBatchNoise, num_layers: int, padding_idx: int):
+        super().__init__(num_layers, padding_idx)
         self.pins, self.noise = pins, noise
 
     def scores(self, src_tokens: Tensor, num_updates: int) -> Tensor:

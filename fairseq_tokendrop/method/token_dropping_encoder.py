@@ -73,18 +73,34 @@ class TokenDroppingTransformerEncoder(TransformerEncoder):
         if token_embeddings is None:
             token_embeddings = self.token_embedding(src_tokens, segment_labels)
         if plan is None:
-            # Only training (ScTD) reads the last layer's input; collecting every
-            # layer's output in inference would keep them all alive at once.
-            collect = return_all_hiddens or self.training
-            out = super().forward(src_tokens, src_lengths, collect, token_embeddings)
-            out["last_layer_input"] = out["encoder_states"][-2] if collect else None
+            if self.training and not return_all_hiddens:
+                out = self._forward_keeping_last_layer_input(src_tokens, src_lengths, token_embeddings)
+            else:
+                out = super().forward(src_tokens, src_lengths, return_all_hiddens, token_embeddings)
+                out["last_layer_input"] = out["encoder_states"][-2] if return_all_hiddens else None
             out["kept_padding_mask"] = out["encoder_padding_mask"][0]
-            if not return_all_hiddens:
-                out["encoder_states"] = []
             return out
         if return_all_hiddens and not plan.full_length_states:
             raise ValueError("return_all_hiddens is not defined while the middle layers see only the kept tokens")
         return self._forward_planned(src_tokens, plan, token_embeddings, return_all_hiddens)
+
+    def _forward_keeping_last_layer_input(self, src_tokens, src_lengths, token_embeddings):
+        """The stock forward, plus ``last_layer_input``: the input of the last layer (what ScTD's local
+        loss reads).
+
+        Only that state is kept: fairseq's ``return_all_hiddens`` would keep every layer's output alive
+        until the forward ends, on the device even under ``--offload-activations``, whose point is that
+        the layers' inputs live in CPU memory. The last layer's input is taken as it enters the layer,
+        through a hook that lives for this call only (nothing stays registered on the model).
+        """
+        entering = []
+        hook = self.layers[-1].register_forward_pre_hook(lambda layer, args: entering.append(args[0]))
+        try:
+            out = super().forward(src_tokens, src_lengths, False, token_embeddings)
+        finally:
+            hook.remove()
+        out["last_layer_input"] = entering[0]
+        return out
 
     def _forward_planned(self, src_tokens, plan, token_embeddings, return_all_hiddens):
         """The stock forward's embedding, layer loop and final LayerNorm, each layer on the plan's tokens."""

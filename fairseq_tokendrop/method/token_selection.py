@@ -8,9 +8,12 @@ The gather/scatter pair follows the unpadding helpers of MosaicML's BERT
 reuses them, so there is no per-layer sort and no boolean-mask reshape.
 """
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
+
+PADDING_SCORE = float("-inf")  # below every score, the deny pin (-1e4) included
 
 
 def num_kept(seq_len: int, drop_fraction: float, keep_k: int) -> int:
@@ -21,18 +24,23 @@ def num_kept(seq_len: int, drop_fraction: float, keep_k: int) -> int:
     return seq_len - math.floor(drop_fraction * seq_len)
 
 
-def select_kept(scores: Tensor, k: int) -> Tensor:
-    """Positions of the ``k`` highest scores of each row.
+def select_kept(scores: Tensor, k: int, padding: Optional[Tensor] = None) -> Tensor:
+    """Positions of the ``k`` highest scores of each row, padding last.
 
     Args:
-        scores: ``[B, T]`` float.
+        scores: ``[..., T]`` float.
+        padding: ``[..., T]`` bool (broadcast against ``scores``), True at padding: those positions
+            come after every real one, whatever their score, so a row keeps padding only once it
+            has no real token left to keep.
     Returns:
-        ``[B, K]`` long, ascending within each row, so kept tokens keep their
+        ``[..., K]`` long, ascending within each row, so kept tokens keep their
         positional order. Equal scores go to the earlier position (a stable
         sort keeps equal elements in input order).
     """
-    best_first = torch.sort(scores, dim=1, descending=True, stable=True).indices
-    return best_first[:, :k].sort(dim=1).values
+    if padding is not None:
+        scores = scores.masked_fill(padding, PADDING_SCORE)
+    best_first = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    return best_first[..., :k].sort(dim=-1).values
 
 
 def _time_first_index(index: Tensor, channels: int) -> Tensor:

@@ -156,6 +156,24 @@ def drops_tokens(args) -> bool:
     return args.token_drop > 0 or args.token_keep_k > 0 or bool(args.token_keep_schedule)
 
 
+def never_drops(args) -> Optional[str]:
+    """Why no update ever drops a token under these flags, or None when some update does.
+
+    A batch is at most --tokens-per-sample long (T), and a layer skips dropping when it would keep
+    all of a batch (``kept_length``); a schedule's MAX is at most T and its MIN below MAX, so a
+    schedule always drops at first.
+    """
+    length = sequence_length(args)
+    if not drops_tokens(args):
+        return "none of --token-drop, --token-keep-k and --token-keep-schedule is given"
+    if args.token_keep_k >= length:
+        return f"--token-keep-k {args.token_keep_k} keeps every token of --tokens-per-sample {length}"
+    if args.token_drop > 0 and num_kept(length, args.token_drop, 0) == length:
+        return (f"--token-drop {args.token_drop} drops floor({args.token_drop}*{length}) = 0 of --tokens-per-sample "
+                f"{length}")
+    return None
+
+
 def validate(args, dictionary) -> None:
     """Raise TokendropError for the first bad value, naming its flag."""
     if not 0.0 <= args.token_drop < 1.0:
@@ -185,6 +203,10 @@ def validate(args, dictionary) -> None:
             if symbols:
                 raise TokendropError(f"{flag} does not apply to --token-drop-strategy random-ltd, which draws "
                                      f"uniformly over every position as DeepSpeed does: leave {flag} unset")
+    idle = never_drops(args) if args.token_drop_strategy != "importance" else None
+    if idle:  # importance without dropping is the baseline, which still tracks the scores
+        raise TokendropError(f"--token-drop-strategy {args.token_drop_strategy} never drops a token: {idle}, "
+                             "so this would train stock RoBERTa")
     if not 0.0 <= args.token_importance_beta < 1.0:
         raise TokendropError(f"--token-importance-beta must be in [0, 1), got {args.token_importance_beta}")
     if not -PIN < args.token_importance_init < PIN:  # the pins must stay the extremes; NaN fails too
@@ -202,14 +224,14 @@ def validate(args, dictionary) -> None:
 
 def build_strategy(args, importance: TokenImportance, padding_idx: int):
     """The strategy the flags ask for (``method/strategies.py``), or None when nothing is ever dropped."""
-    if not drops_tokens(args):
+    if never_drops(args):
         return None
     if args.token_drop_strategy == "importance":
-        return ImportanceDropping(importance, args.encoder_layers)
+        return ImportanceDropping(importance, args.encoder_layers, padding_idx)
     # the random strategies' noise: fairseq-train always sets --seed
     noise = MicroBatchNoise(safe_getattr(args, "seed", 1))
     if args.token_drop_strategy == "random":
-        return RandomDropping(importance.pins, noise, args.encoder_layers)
+        return RandomDropping(importance.pins, noise, args.encoder_layers, padding_idx)
     return RandomLtd(noise, random_ltd_layers(args), args.encoder_layers, padding_idx)
 
 

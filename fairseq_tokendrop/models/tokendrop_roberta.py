@@ -30,7 +30,8 @@ from ..method.layer_plans import LayerwisePlan, TokenDroppingPlan
 from ..method.strategies import WITHOUT_UPDATES
 from ..method.token_dropping_encoder import TokenDroppingTransformerEncoder
 from ..method.token_selection import num_kept
-from .tokendrop_config import add_tokendrop_args, build_strategy, keep_schedule, pin_ids, set_defaults, validate
+from .tokendrop_config import (add_tokendrop_args, build_strategy, keep_schedule, never_drops, pin_ids, set_defaults,
+                               validate)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,11 @@ class TokenDropRobertaModel(RobertaModel):
     def num_updates(self) -> int:
         """fairseq's update count, kept by the encoder (``set_num_updates`` reaches it before every micro-batch)."""
         return self.encoder.num_updates
+
+    @property
+    def never_drops(self) -> Optional[str]:
+        """Why no training update of this model drops a token, or None when some update does."""
+        return never_drops(self.args)
 
     @property
     def needs_importance_updates(self) -> bool:

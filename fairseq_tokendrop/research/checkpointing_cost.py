@@ -1,10 +1,12 @@
-"""Peak memory and time of a ScTD update with and without ``--checkpoint-activations``, in one process.
+"""Peak memory and time of a ScTD update with and without ``--checkpoint-activations`` (and with
+``--offload-activations``), in one process.
 
 The update is a ScTD update with its full pass (``--sctd-interval 1``: every update has one, and
 it is the update that holds the most activations: both passes' at once), as the benchmark steps
 (``research.mode.Mode.step``: forward through the criterion, backward, fused AdamW, the
-importance update) on the benchmark's random batches. The two models start from the same
-weights and take turns, one update each, so a noisy shared machine slows both alike.
+importance update) on the benchmark's random batches. The models start from the same weights and
+take turns, one update each, so a noisy shared machine slows all alike. Offloading moves the layers'
+inputs to CPU memory: on a CPU run it changes nothing, so its row is read on CUDA.
 
 Memory of an update: what it needs on top of what the process held before it (weights, optimizer
 state; gradients are freed after each update, as fairseq's ``zero_grad`` does).
@@ -37,7 +39,11 @@ from ..standalone import StandaloneTask, build_model, made_up_dictionary
 from .host import device_name, set_malloc_thresholds, start
 from .mode import Mode, make_batches, model_args
 
-CONFIGS = {"plain": False, "checkpointed": True}
+CONFIGS = {  # name: (--checkpoint-activations, --offload-activations)
+    "plain": (False, False),
+    "checkpointed": (True, False),
+    "offloaded": (True, True),
+}
 MMAP_EVERY_BYTES = 64 * 1024
 
 
@@ -93,10 +99,10 @@ def measured_update(mode: Mode, sample, device: str):
 def build_modes(args, dictionary):
     task = StandaloneTask(dictionary, args.seq_len)
     modes = {}
-    for name, checkpointed in CONFIGS.items():
+    for name, (checkpointed, offloaded) in CONFIGS.items():
         torch.manual_seed(args.seed)  # same initial weights
         model = build_model("tokendrop_roberta_base", dictionary, **model_args(
-            args, token_drop=args.token_drop, checkpoint_activations=checkpointed))
+            args, token_drop=args.token_drop, checkpoint_activations=checkpointed, offload_activations=offloaded))
         criterion = MaskedLmTokenDropLoss(MaskedLmTokenDropConfig(sctd_interval=1), task)
         modes[name] = Mode(name, model, criterion, 1, args)
     return modes
@@ -120,7 +126,7 @@ def main(argv=None):
     for r in results.values():
         r["median_s"], r["median_cpu_s"] = statistics.median(r["seconds"]), statistics.median(r["cpu_seconds"])
         r["peak_bytes"] = max(r["bytes"])
-    plain, checkpointed = results["plain"], results["checkpointed"]
+    plain = results["plain"]
     print(f"device {device_name(args.device)}, torch {torch.__version__}; N={args.layers} d={args.dim} "
           f"ffn={args.ffn} heads={args.heads} V={args.vocab} B={args.batch_size} T={args.seq_len} "
           f"drop={args.token_drop}; ScTD update with its full pass; {args.steps} timed updates each, "
@@ -128,9 +134,11 @@ def main(argv=None):
     print(f"{'':<14}{'update peak MiB':>17}{'median s':>10}{'median CPU s':>14}")
     for name, r in results.items():
         print(f"{name:<14}{r['peak_bytes'] / 2**20:>17.0f}{r['median_s']:>10.3f}{r['median_cpu_s']:>14.3f}")
-    print(f"checkpointed / plain: memory {checkpointed['peak_bytes'] / plain['peak_bytes']:.2f}, "
-          f"time {checkpointed['median_s'] / plain['median_s']:.2f}, "
-          f"CPU time {checkpointed['median_cpu_s'] / plain['median_cpu_s']:.2f}")
+    for name, r in results.items():
+        if r is not plain:
+            print(f"{name} / plain: memory {r['peak_bytes'] / plain['peak_bytes']:.2f}, "
+                  f"time {r['median_s'] / plain['median_s']:.2f}, "
+                  f"CPU time {r['median_cpu_s'] / plain['median_cpu_s']:.2f}")
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump({"command": command, "config": vars(args), "torch": torch.__version__,

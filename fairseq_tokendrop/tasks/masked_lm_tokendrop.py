@@ -9,6 +9,12 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
   token importance, so when no criterion is given this task uses ``masked_lm_tokendrop``. That
   keeps the ScTD seed command runnable with only the task and arch names changed;
 - a pre-masked data dir (``convert_premasked``) is served with the file's own masks;
+- every split's files are checked when it loads (``data/indexed_files.py``): torn, empty or holding
+  ids the dictionary lacks, they are refused in one line naming the file; ``--sample-break-mode eos``
+  works under numpy 2 (``data/fairseq_numpy2.py``);
+- flags that could not do what they say are refused at startup: ``--sctd-interval`` on a model
+  that never drops a token, ``--num-segment`` on training data without a second segment,
+  ``--stop-at-mlm-acc`` and ``--eval-interval-samples`` without validation;
 - evaluation counts every example and never prefetches (``get_batch_iterator``);
 - before the first update, the scores that fairseq's rank-0 broadcast of the checkpoint dropped
   come back (``checkpoints/scores_after_broadcast.py``); ``--ddp-backend fully_sharded`` is
@@ -28,7 +34,7 @@ from dataclasses import dataclass, field
 
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
-from fairseq.utils import safe_hasattr
+from fairseq.utils import safe_getattr, safe_hasattr
 
 from ..checkpoints import fairseq_saves
 from ..models.tokendrop_config import describe
@@ -41,7 +47,9 @@ from ..errors import TokendropError
 from ..method.strategies import WITHOUT_UPDATES
 from ..training.mlperf_target import (StopAtTarget, check_saves_follow_validation, eval_interval_updates, exit_now,
                                       global_batch_size)
-from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
+from ..data.fairseq_numpy2 import numpy_compat_long
+from ..data.indexed_files import check_data_bin_split
+from ..data.premasked_dataset import epoch_data_dir, is_premasked_dir, premasked_task_dataset, second_segment_examples
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +102,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         self.model_needs_importance_updates = False
         self.built_model = None  # fairseq-train builds one model, then the criterion, then loads
         self.train_batches = None  # fairseq's epoch iterator over the training data
+        self.model_never_drops = None  # why the model never drops a token (None: it does, or no model built yet)
 
     @classmethod
     def add_args(cls, parser):
@@ -105,16 +114,19 @@ class MaskedLMTokenDropTask(MaskedLMTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        # fairseq-train builds the criterion next (a stock roberta under this task has no such property)
+        # fairseq-train builds the criterion next (a stock roberta under this task has no such properties)
         self.model_needs_importance_updates = getattr(model, "needs_importance_updates", False)
         self.built_model = model
+        self.model_never_drops = getattr(model, "never_drops", f"--arch {safe_getattr(cfg, 'arch')} drops no token")
         return model
 
     def begin_epoch(self, epoch, model):
-        # Once, at the first epoch this process trains: fairseq-train calls this after loading the
-        # checkpoint and before the first update, and only training calls it, so loading a
-        # checkpoint for evaluation never trips over the training-schedule flags it was saved with.
+        # fairseq-train calls this after loading the checkpoint and before the first update, and only
+        # training calls it, so loading a checkpoint for evaluation never trips over the training flags
+        # it was saved with. The segments at every epoch (--data may give each epoch its own dir); the
+        # rest once, at the first epoch this process trains.
         super().begin_epoch(epoch, model)
+        self._check_segments(epoch, safe_getattr(getattr(model, "args", None), "num_segment", 0) or 0)
         if not self.training_started:
             self.training_started = True
             fairseq_saves.install()  # before the first update, so before any save
@@ -132,6 +144,9 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         if root is None:
             raise TokendropError("--stop-at-mlm-acc / --eval-interval-samples need fairseq-train's configuration")
         dataset, checkpoint = root.dataset, root.checkpoint
+        if dataset.disable_validation:
+            flag = "--stop-at-mlm-acc" if self.cfg.stop_at_mlm_acc else "--eval-interval-samples"
+            raise TokendropError(f"{flag} acts at validations, and --disable-validation leaves none")
         if self.cfg.eval_interval_samples:
             batch = global_batch_size(dataset.batch_size, root.optimization.update_freq,
                                       root.distributed_training.distributed_world_size)
@@ -199,11 +214,34 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             super().optimizer_step(optimizer, model, update_num)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        # A pre-masked dir (scripts/convert_premasked.py) is served with the file's own masks.
-        data_dir = premasked_data_dir(self, epoch)
-        if data_dir is None:
-            return super().load_dataset(split, epoch, combine, **kwargs)
-        self.datasets[split] = premasked_task_dataset(self, split, data_dir)
+        data_dir = epoch_data_dir(self, epoch)
+        if is_premasked_dir(data_dir):  # served with the file's own masks (scripts/convert_premasked.py)
+            if self.cfg.sample_break_mode != "none":
+                raise TokendropError(f"--sample-break-mode {self.cfg.sample_break_mode} does not apply to the "
+                                     f"pre-masked data dir {data_dir}: each example is one converted record")
+            self.datasets[split] = premasked_task_dataset(self, split, data_dir)
+        else:
+            # masked_lm adds <mask> after dict.txt's entries, and the data must not hold it
+            dictionary = self.source_dictionary
+            ids = self.mask_idx if self.mask_idx == len(dictionary) - 1 else len(dictionary)
+            check_data_bin_split(data_dir, split, combine, ids)
+            with numpy_compat_long():
+                super().load_dataset(split, epoch, combine, **kwargs)
+
+    def _check_segments(self, epoch: int, segments: int) -> None:
+        """A model with ``segments`` (``--num-segment``) needs training data with a second segment, and room
+        for it in its table. Training only: a model with segments may evaluate single-segment data."""
+        if not segments:
+            return
+        data_dir, split = epoch_data_dir(self, epoch), self._train_subset()
+        second = second_segment_examples(data_dir, split) if is_premasked_dir(data_dir) else 0
+        if not second:
+            raise TokendropError(f"--num-segment {segments}: the training data (split '{split}' of {data_dir}) has no "
+                                 "second segment, so only the first row of the segment table would ever train: "
+                                 "leave --num-segment out (an import without --keep-segments folds that row in)")
+        if segments < 2:
+            raise TokendropError(f"--num-segment {segments}: {second} examples of split '{split}' of {data_dir} have "
+                                 "a second segment (segment 1), outside the table: use --num-segment 2")
 
     def get_batch_iterator(self, dataset, **kwargs):
         # fairseq drops a last batch whose size is not a multiple of --required-batch-size-multiple
@@ -246,4 +284,9 @@ class MaskedLMTokenDropTask(MaskedLMTask):
             name = getattr(cfg, "_name", type(criterion).__name__)
             raise TokendropError(f"--criterion {name} never updates token importance: use "
                             f"--criterion masked_lm_tokendrop, or {WITHOUT_UPDATES}")
+        interval = getattr(getattr(criterion, "cfg", None), "sctd_interval", 0)
+        if interval and self.model_never_drops:
+            raise TokendropError(f"--sctd-interval {interval} needs token dropping, but {self.model_never_drops}: "
+                                 f"every {interval} updates ScTD would run the same undropped model a second time, "
+                                 "doubling their cost for a consistency loss between two dropout draws")
         return criterion

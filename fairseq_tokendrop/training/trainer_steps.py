@@ -3,15 +3,19 @@
 The importance tracker (``method.importance``) only accumulates and applies;
 this module holds the knowledge of fairseq's ``Trainer`` that tells it when:
 which micro-batch starts a new attempt, which is a dummy batch, and which
-optimizer step was really taken.
+optimizer step was really taken; and it refuses a training loop of its own
+(``standalone.build_model``) that never applies the update (``collect_losses``).
 """
+import functools
 import weakref
 from contextlib import contextmanager
 from typing import NamedTuple, Optional
 
 from torch import Tensor, nn
 
+from ..errors import TokendropError
 from ..method.importance import TokenImportance
+from ..method.strategies import WITHOUT_UPDATES
 
 
 class _Found(NamedTuple):
@@ -22,6 +26,9 @@ class _Found(NamedTuple):
 # Looked up once per model, not per micro-batch: a module walk and a parameter scan of
 # roberta_large cost ~2.6 ms of Python per step. Weak keys: a cached model can still be freed.
 _found = weakref.WeakKeyDictionary()
+# Per tracker: the first trainable parameter's version counter when its pending losses last went
+# through a backward (``collect_losses``); weak keys as above.
+_backpropagated = weakref.WeakKeyDictionary()
 
 
 def _lookup(model: nn.Module) -> Optional[_Found]:
@@ -101,3 +108,33 @@ def _scale_on_device(scaler) -> Optional[Tensor]:
     A copy: ``GradScaler.update`` changes its scale tensor in place."""
     scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else None
     return None if scale is None else scale.clone()
+
+
+def collect_losses(model: nn.Module, tracker: TokenImportance, ids: Tensor, losses: Tensor) -> None:
+    """Hand one training micro-batch's per-target losses to the pending update (the criterion's forward
+    calls this), and refuse importance dropping in a training loop that never applies them.
+
+    fairseq's Trainer (through the task's hooks) and the research tools (``research.mode``) apply or
+    drop the pending losses at every step, so a step starts with nothing pending. A loop of its own
+    that does neither would select tokens by scores stuck at their initial value. It is stopped at
+    its second step: losses are still pending from a micro-batch whose backward ran, and since that
+    backward the gradients were cleared (the first trainable parameter's ``.grad`` is None, what
+    ``zero_grad()`` leaves by default) or the parameters were stepped in place (its version counter
+    moved). A fused optimizer with ``zero_grad(set_to_none=False)`` leaves neither trace.
+    """
+    found = _lookup(model)
+    if tracker.pending is None:
+        _backpropagated.pop(tracker, None)
+    elif found is not None and tracker in _backpropagated and getattr(model, "needs_importance_updates", False):
+        parameter = found.first_parameter
+        if parameter.grad is None or parameter._version != _backpropagated[tracker]:
+            raise TokendropError("importance dropping: an optimizer step went by and its losses never reached the "
+                                 "importance scores: call fairseq_tokendrop.apply_token_importance(model) after every "
+                                 f"optimizer step (fairseq-train's task does), or {WITHOUT_UPDATES}")
+    tracker.accumulate(ids, losses)
+    if found is not None and tracker.collecting and losses.requires_grad:
+        losses.register_hook(functools.partial(_mark_backpropagated, tracker, found.first_parameter))
+
+
+def _mark_backpropagated(tracker: TokenImportance, parameter: Tensor, grad: Tensor) -> None:
+    _backpropagated[tracker] = parameter._version
