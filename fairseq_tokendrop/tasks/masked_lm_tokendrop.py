@@ -9,6 +9,8 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
   token importance, so when no criterion is given this task uses ``masked_lm_tokendrop``. That
   keeps the ScTD seed command runnable with only the task and arch names changed;
 - a pre-masked data dir (``convert_premasked``) is served with the file's own masks;
+- ``--mask-whole-words`` works (with ``--bpe``, ``data/whole_words.py``), where stock ``masked_lm``
+  fails (fairseq issue 3924);
 - evaluation counts every example and never prefetches (``get_batch_iterator``);
 - before the first update, the scores that fairseq's rank-0 broadcast of the checkpoint dropped
   come back (``checkpoints/scores_after_broadcast.py``); ``--ddp-backend fully_sharded`` is
@@ -30,6 +32,7 @@ from ..errors import TokendropError
 from ..method.strategies import WITHOUT_UPDATES
 from ..training.mlperf_target import StopAtTarget, check_saves_follow_validation, eval_interval_updates, global_batch_size
 from ..data.premasked_dataset import premasked_data_dir, premasked_task_dataset
+from ..data.whole_words import bpe_settings
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +164,12 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         if data_dir is None:
             return super().load_dataset(split, epoch, combine, **kwargs)
         self.datasets[split] = premasked_task_dataset(self, split, data_dir)
+
+    @property
+    def args(self):
+        # MaskedLMTask.load_dataset builds --mask-whole-words' mask from self.args, which only fairseq's
+        # legacy tasks set (fairseq issue 3924): here it reads the run's --bpe (data/whole_words.py)
+        return bpe_settings(self.cfg)
 
     def get_batch_iterator(self, dataset, **kwargs):
         # fairseq drops a last batch whose size is not a multiple of --required-batch-size-multiple
