@@ -60,6 +60,40 @@ def _pyarrow_parquet(path: str):
     return pyarrow.parquet
 
 
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
+
+
+class ZstdFrames(io.RawIOBase):
+    """A Zstandard file's bytes, frame after frame (``zstd -T``/``pzstd`` write several). A stream that
+    ends inside a frame raises ``ValueError``: zstandard's own ``stream_reader`` would just stop there."""
+
+    def __init__(self, raw, zstandard):
+        super().__init__()
+        self.raw, self.zstandard = raw, zstandard
+        self.frame, self.pending, self.started = zstandard.ZstdDecompressor().decompressobj(), b"", False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self.pending:
+            block = self.raw.read(1 << 20)
+            if not block:
+                if self.started and not self.frame.eof:
+                    raise ValueError("the stream ends inside a Zstandard frame (truncated file)")
+                return 0
+            while block:
+                if self.frame.eof:
+                    self.frame = self.zstandard.ZstdDecompressor().decompressobj()
+                self.started = True
+                self.pending += self.frame.decompress(block)
+                block = self.frame.unused_data if self.frame.eof else b""
+        n = min(len(buffer), len(self.pending))
+        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+
 @contextlib.contextmanager
 def open_binary(path: str, compression: Optional[str]):
     """The file's bytes as a buffered stream, decompressed as it is read."""
@@ -70,7 +104,7 @@ def open_binary(path: str, compression: Optional[str]):
             raise TokendropError(f"{path}: reading Zstandard needs zstandard: {EXTRA} (or pip install zstandard)") \
                 from None
         with open(path, "rb") as raw:
-            yield io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+            yield io.BufferedReader(ZstdFrames(raw, zstandard))
     elif compression == "gzip":
         with gzip.open(path, "rb") as handle:
             yield handle
@@ -87,11 +121,11 @@ def _raw_lines(path: str, compression: Optional[str]):
         with open_binary(path, compression) as handle:
             for lineno, raw in enumerate(handle, start=1):
                 yield lineno, raw
+    except (EOFError, ValueError, gzip.BadGzipFile) as err:  # truncation, zstandard's ZstdError, not gzip at all
+        raise TokendropError(f"{path}: cannot decompress after line {lineno} ({type(err).__name__}: "
+                             f"{_one_line(err)})") from None
     except OSError as err:
         raise TokendropError(f"cannot read {path}: {err.strerror or err}") from None
-    except (EOFError, ValueError) as err:  # gzip's BadGzipFile and truncation, zstandard's ZstdError
-        raise TokendropError(f"{path}: cannot decompress after line {lineno} ({type(err).__name__}: {err})") \
-            from None
 
 
 def _decode(path: str, raw: bytes, where: str, first: bool) -> str:
@@ -150,7 +184,7 @@ def _json_lines_file(path: str, compression: Optional[str], text_field: str) -> 
         try:
             parsed = json.loads(line)
         except ValueError as err:
-            raise TokendropError(f"{path}: {where} is not JSON ({err})") from None
+            raise TokendropError(f"{path}: {where} is not JSON ({_one_line(err)})") from None
         yield from _record_lines(_field_text(path, where, parsed, text_field))
     yield ""
 
@@ -163,7 +197,7 @@ def _parquet_column(path: str, text_field: str):
     try:
         parquet = pq.ParquetFile(path)
     except (pyarrow.ArrowException, OSError) as err:
-        raise TokendropError(f"{path}: not a Parquet file ({err})") from None
+        raise TokendropError(f"{path}: not a Parquet file ({_one_line(err)})") from None
     schema = parquet.schema_arrow
     if text_field not in schema.names:
         raise TokendropError(f"{path}: no column {text_field!r} (its columns: {', '.join(schema.names[:8])}; "
@@ -184,8 +218,8 @@ def _parquet_file(path: str, text_field: str) -> Iterator[str]:
         try:
             column = parquet.read_row_group(group, columns=[text_field]).column(0)
         except (pyarrow.ArrowException, OSError) as err:
-            raise TokendropError(f"{path}: row group {group} (after record {record}) cannot be read ({err})") \
-                from None
+            raise TokendropError(f"{path}: row group {group} (after record {record}) cannot be read "
+                                 f"({_one_line(err)})") from None
         # As bytes, so that a value that is not UTF-8 is reported with its record (a cast, no copy).
         for value in column.cast(pyarrow.large_binary()).to_pylist():
             record += 1
