@@ -19,6 +19,7 @@ COMMANDS = {
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",
     "checkpointing-cost": "research.checkpointing_cost",
+    "tokenizer-speed": "research.tokenizer_speed",
 }
 
 # The lowest torch whose APIs the code calls (tests/test_house.py checks each against this bound):
