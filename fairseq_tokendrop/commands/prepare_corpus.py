@@ -60,7 +60,7 @@ Example::
     python scripts/prepare_corpus.py --train wiki/part-*.txt --valid wiki/eval.txt \\
         --destdir data-bin/wiki --vocab-size 32000 --workers 16 --packing roberta
     python scripts/prepare_corpus.py --train fineweb/*.parquet --valid fineweb_valid.parquet \\
-        --tokenizer vocab.txt --lowercase --destdir data-bin/fineweb --workers 16 --packing roberta
+        --tokenizer vocab.txt --destdir data-bin/fineweb --workers 16 --packing roberta
 """
 
 import argparse
@@ -80,6 +80,7 @@ from fairseq_tokendrop.data.corpus_encoding import (SEPARATOR, document_items, e
                                                     init_tokenizer_worker, sentencepiece_pieces, tokenizer_ids)
 from fairseq_tokendrop.data.corpus_files import check_inputs, read_lines
 from fairseq_tokendrop.data.corpus_tokenizer import load_corpus_tokenizer
+from fairseq_tokendrop.data.indexed_ids import IndexedIdsWriter
 from fairseq_tokendrop.data.text_encoder import load_dictionary
 from fairseq_tokendrop.data.wordpiece_dictionary import write_dict_txt
 from fairseq_tokendrop.errors import TokendropError
@@ -306,7 +307,6 @@ def stage_tokenizer(tokenizer, destdir):
 def binarize_split(split, paths, destdir, tokenizer, args):
     """The split in fairseq ids, as fairseq-preprocess lays text out, into the stage's SPLIT.{bin,idx}."""
     import numpy as np
-    import torch
     from fairseq.data import indexed_dataset
 
     prefix = os.path.join(stage_dir(destdir), split)
@@ -314,15 +314,14 @@ def binarize_split(split, paths, destdir, tokenizer, args):
     progress = Progress(f"encode-{split}", args.progress_every, counts)
     eos = tokenizer.dictionary.eos()
     encoded = encoded_lines(read_lines(paths, args.text_field), args.workers, init_tokenizer_worker,
-                            tokenizer.worker_args, tokenizer_ids)
-    dtype = indexed_dataset.best_fitting_int_dtype(len(tokenizer.dictionary))
+                            (*tokenizer.worker_args, eos), tokenizer_ids)
+    separator = np.array([eos], dtype=np.int32)
     with atomic_path(prefix + ".bin") as bin_tmp, atomic_path(prefix + ".idx") as idx_tmp:
-        builder = indexed_dataset.MMapIndexedDatasetBuilder(bin_tmp, dtype=dtype)
-        for item in document_items(encoded, counts, len):
-            ids = [eos] if item is SEPARATOR else np.append(item, eos)
-            builder.add_item(torch.from_numpy(np.asarray(ids, dtype=np.int32)))
+        writer = IndexedIdsWriter(bin_tmp, indexed_dataset.best_fitting_int_dtype(len(tokenizer.dictionary)))
+        for item in document_items(encoded, counts, lambda ids: len(ids) - 1):  # </s> is no token of the text
+            writer.add(separator if item is SEPARATOR else item)
             progress.add(item is not SEPARATOR)
-        builder.finalize(idx_tmp)
+        writer.finalize(idx_tmp)
         progress.report(final=True)
     return counts
 

@@ -9,9 +9,9 @@ initializer and a chunk function:
   way fairseq's tokenizer splits lines (``prepare_corpus``' own path, which ``fairseq-preprocess``
   binarizes);
 - ``tokenizer_ids``: a line as it is, encoded by a ``--tokenizer`` (``corpus_tokenizer``), as
-  fairseq ids (int32).
+  fairseq ids (int32) with ``</s>`` appended, ready for the indexed dataset.
 
-Either returns, per line, ``''`` for a document end, ``None`` for a line that encodes to nothing,
+Either gives, per line, ``''`` for a document end, ``None`` for a line that encodes to nothing,
 else the encoding. ``document_items`` lays them out as fairseq-preprocess does for text: one item
 per line (``</s>`` appended when binarized), a separator item between documents (only ``</s>``,
 which ``TokenBlockDataset`` reads as a document boundary), none before the first or after the
@@ -42,25 +42,49 @@ def sentencepiece_pieces(lines: Sequence[str]) -> list:
     return [(" ".join(next(pieces)) or None) if line else "" for line in lines]
 
 
-def init_tokenizer_worker(kind: str, path: str, lower_case, id_map: np.ndarray) -> None:
+def init_tokenizer_worker(kind: str, path: str, lower_case, id_map: np.ndarray, eos: int) -> None:
     from .corpus_tokenizer import tokenizer_id_encoder
 
     # The workers are the parallelism: each encodes on one thread, as sentencepiece_pieces does.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _worker.update(encode=tokenizer_id_encoder(kind, path, lower_case), id_map=id_map.astype(np.int32))
+    # One id past the tokenizer's stands for the </s> that ends every line.
+    _worker.update(encode=tokenizer_id_encoder(kind, path, lower_case),
+                   id_map=np.append(id_map, eos).astype(np.int32))
 
 
-def tokenizer_ids(lines: Sequence[str]) -> list:
+class PackedLines:
+    """A chunk's encodings as two arrays, so that a chunk crosses from a worker in one piece and not one per
+    line: every line's fairseq ids with ``</s>`` appended, one after another, and per line their count (0 for
+    a line that encodes to nothing, -1 for a document end). Iterates as one result per line (``''``,
+    ``None``, or a view of the ids)."""
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray):
+        self.ids, self.counts = ids, counts
+
+    def __iter__(self):
+        offset = 0
+        for n in self.counts.tolist():
+            if n < 0:
+                yield ""
+            elif n == 0:
+                yield None
+            else:
+                yield self.ids[offset:offset + n]
+                offset += n
+
+
+def tokenizer_ids(lines: Sequence[str]) -> PackedLines:
     encoded = iter(_worker["encode"]([line for line in lines if line]))
     id_map = _worker["id_map"]
-    out = []
+    eos = len(id_map) - 1
+    counts, flat = [], []
     for line in lines:
-        if not line:
-            out.append("")
-            continue
-        ids = id_map[np.asarray(next(encoded), dtype=np.int64)]
-        out.append(ids if len(ids) else None)
-    return out
+        ids = next(encoded) if line else None
+        counts.append(-1 if not line else len(ids) + 1 if len(ids) else 0)
+        if line and len(ids):
+            flat += ids
+            flat.append(eos)
+    return PackedLines(id_map[np.array(flat, dtype=np.int64)], np.array(counts, dtype=np.int64))
 
 
 def _chunked(lines: Iterable[str], size: int) -> Iterator[list]:
@@ -75,8 +99,9 @@ def _chunked(lines: Iterable[str], size: int) -> Iterator[list]:
 
 
 def encoded_lines(lines: Iterable[str], workers: int, init: Callable, initargs: tuple, encode: Callable) -> Iterator:
-    """``encode``'s result for every line, in input order, from ``workers`` processes (``init(*initargs)``
-    once in each; in this process when ``workers`` is 1)."""
+    """``encode``'s result for every line (``encode`` takes a chunk of lines and returns an iterable of
+    per-line results), in input order, from ``workers`` processes (``init(*initargs)`` once in each; in
+    this process when ``workers`` is 1)."""
     chunks = _chunked(lines, CHUNK_LINES)
     if workers == 1:
         init(*initargs)

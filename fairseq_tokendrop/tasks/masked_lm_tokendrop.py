@@ -168,7 +168,10 @@ class MaskedLMTokenDropTask(MaskedLMTask):
     @property
     def args(self):
         # MaskedLMTask.load_dataset builds --mask-whole-words' mask from self.args, which only fairseq's
-        # legacy tasks set (fairseq issue 3924): here it reads the run's --bpe (data/whole_words.py)
+        # legacy tasks set (fairseq issue 3924): here it reads the run's --bpe (data/whole_words.py).
+        # Without the flag the task has no args, as any task but the legacy ones.
+        if not self.cfg.mask_whole_words:
+            raise AttributeError("args")
         return bpe_settings(self.cfg)
 
     def get_batch_iterator(self, dataset, **kwargs):
