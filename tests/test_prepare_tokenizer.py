@@ -216,7 +216,8 @@ def test_the_hf_export_predicts_the_fairseq_models_top3(runs, kind, roles):
         logits = model(ids)[0]
     # the fairseq model over the HF vocabulary (its columns, in HF's order: fairseq's <pad> under a vocab.txt has none)
     columns = torch.tensor(by_text(dictionary, roles, hf["vocab"]))
-    top3 = [[hf["vocab"][i] for i in row.topk(3).indices.tolist()] for row in logits[ids == dictionary.index("<mask>")][:, columns]]
+    at_masks = logits[ids == dictionary.index("<mask>")][:, columns]
+    top3 = [[hf["vocab"][i] for i in row.topk(3).indices.tolist()] for row in at_masks]
     assert len(top3) == 3 and top3 == hf["top3"]
 
 

@@ -65,6 +65,7 @@ Example::
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -297,9 +298,9 @@ def stage_tokenizer(tokenizer, destdir):
         # What masked_lm will load must be this dictionary, entry for entry.
         loaded = load_dictionary(dict_path).symbols
         if loaded != tokenizer.dictionary.symbols:
-            bad = next(i for i, (a, b) in enumerate(zip(loaded + [None], tokenizer.dictionary.symbols)) if a != b)
-            raise TokendropError(f"--tokenizer {tokenizer.path}: token {tokenizer.dictionary[bad]!r} does not come back "
-                                 "from fairseq's dict.txt as itself")
+            bad = next(b for a, b in itertools.zip_longest(loaded, tokenizer.dictionary.symbols) if a != b)
+            raise TokendropError(f"--tokenizer {tokenizer.path}: entry {bad!r} does not come back from fairseq's "
+                                 "dict.txt as itself")
         files = tokenizer.write_files(tmp)
     return {"kind": tokenizer.kind, "dict_entries": len(tokenizer.dictionary) - 1, "files": ["dict.txt"] + files}
 

@@ -147,8 +147,8 @@ def _tokenizer_json_export(tmp, state_dict, model_args, symbols, vocabulary, log
     with open(os.path.join(tmp, "tokenizer_config.json"), "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2)
     pad = source.role_token("<pad>")
-    _save_model(tmp, hf_bert_config(model_args, len(source.tokens), None if pad is None else tokenizer.token_to_id(pad)),
-                fairseq_to_hf_bert(state_dict, model_args["encoder_layers"], torch.from_numpy(id_map)))
+    config = hf_bert_config(model_args, len(source.tokens), None if pad is None else tokenizer.token_to_id(pad))
+    _save_model(tmp, config, fairseq_to_hf_bert(state_dict, model_args["encoder_layers"], torch.from_numpy(id_map)))
     without = [s for s in FAIRSEQ_SYMBOLS if s not in source.roles.values()]
     log(f"BertForMaskedLM with the ids of {vocabulary.path} ({', '.join(source.told.values())})"
         + (f"; fairseq's {', '.join(without)} ha{'s' if len(without) == 1 else 've'} no token there, and no row"
