@@ -20,6 +20,7 @@ COMMANDS = {
     "benchmark": "research.benchmark",
     "compare-runs": "research.compare_runs",
     "checkpointing-cost": "research.checkpointing_cost",
+    "tokenizer-speed": "research.tokenizer_speed",
 }
 
 # The lowest torch whose APIs the code calls (tests/test_house.py checks each against this bound):
@@ -49,8 +50,9 @@ setup(
                             for name, module in COMMANDS.items()],
     },
     extras_require={
-        # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards.
-        "data": ["tfrecord", "h5py"],
+        # Pre-masked MLPerf TFRecords and academic-budget-bert/BiGS HDF5 shards; raw text in Parquet shards
+        # and Zstandard-compressed JSON lines (FineWeb's and most recent corpora's files).
+        "data": ["tfrecord", "h5py", "pyarrow", "zstandard"],
         # Export to and import from Hugging Face transformers (tokenizers comes with it: it also splits text
         # with a WordPiece vocab.txt for fine-tuning; protobuf reads the sentencepiece model a tokenizer.json
         # is built from).
@@ -59,7 +61,7 @@ setup(
         "research": ["matplotlib"],
         # scikit-learn and scipy: the independent computations the GLUE metrics and the random draws are tested
         # against (fairseq brings both too)
-        "test": ["pytest", "tfrecord", "h5py", "transformers", "safetensors", "protobuf", "matplotlib",
+        "test": ["pytest", "tfrecord", "h5py", "pyarrow", "zstandard", "transformers", "safetensors", "protobuf", "matplotlib",
                  "scikit-learn", "scipy"],
     },
 )

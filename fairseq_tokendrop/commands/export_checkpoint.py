@@ -26,8 +26,10 @@ Outputs, any combination:
     A model trained on sentencepiece pieces (``prepare_corpus``) becomes a
     ``RobertaForMaskedLM`` over fairseq's dictionary ids with a ``tokenizer.json`` that gives
     the ids ``roberta.encode`` gives (plus ``dict.txt`` and ``sentencepiece.bpe.model``); one
-    trained on a WordPiece ``vocab.txt`` (``convert_premasked``, ``import_hf`` of a BERT)
-    becomes a ``BertForMaskedLM`` with vocab.txt's ids and BERT's tokenizer
+    trained on a WordPiece ``vocab.txt`` (``convert_premasked``, ``import_hf`` of a BERT,
+    ``prepare_corpus --tokenizer vocab.txt``) becomes a ``BertForMaskedLM`` with vocab.txt's ids
+    and BERT's tokenizer, one trained on ``prepare_corpus --tokenizer tokenizer.json`` data a
+    ``BertForMaskedLM`` with that tokenizer's ids and the tokenizer.json
     (``fairseq_tokendrop/interop/hf_export.py``). The directory appears whole or not at all.
 
 ``--save-importance PATH``
@@ -36,7 +38,8 @@ Outputs, any combination:
 The checkpoint is loaded with fairseq's own loader (torch ``weights_only`` left on; importing
 the plugin allowlists ``argparse.Namespace``). ``dict.txt`` comes from the training data dir
 recorded in the checkpoint, or ``--data``; so does the vocabulary: ``vocab.txt`` there (or
-``--vocab``) for WordPiece, else ``spm.model``/``sentencepiece.bpe.model`` (or ``--spm-model``).
+``--vocab``) for WordPiece, else ``spm.model``/``sentencepiece.bpe.model`` (or ``--spm-model``),
+else ``tokenizer.json``.
 """
 import argparse
 import os
@@ -56,8 +59,8 @@ from fairseq.tasks.masked_lm import MaskedLMConfig
 from fairseq_tokendrop.models.tokendrop_config import FAIRSEQ_LAYER_NORM_EPS
 from fairseq_tokendrop.atomic_file import atomic_directory
 from fairseq_tokendrop.checkpoints.checkpoint_io import atomic_torch_save, plain, stock_arch, without_importance
-from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, check_replaceable,
-                                                 write_hf_export)
+from fairseq_tokendrop.interop.hf_export import (HUB_SPM_NAME, SentencePieceVocabulary, TokenizerJsonVocabulary,
+                                                 check_replaceable, write_hf_export)
 from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.method.importance import find_token_importance
 from fairseq_tokendrop.commands.log import command_log
@@ -135,9 +138,11 @@ def hf_tokenizer_source(data_dir, args, spm_path):
     wordpiece = wordpiece_vocabulary(data_dir, args.vocab, args.lowercase, log)
     if wordpiece is not None:
         return wordpiece
+    if spm_path is None and os.path.isfile(os.path.join(data_dir, "tokenizer.json")):
+        return TokenizerJsonVocabulary(os.path.join(data_dir, "tokenizer.json"))  # prepare_corpus --tokenizer
     if spm_path is None:
-        raise TokendropError(f"--hf-out needs the model's tokenizer: no {' or '.join(SPM_NAMES)} in {data_dir} "
-                          "(give --spm-model, or --vocab for a WordPiece vocab.txt)")
+        raise TokendropError(f"--hf-out needs the model's tokenizer: no {' or '.join(SPM_NAMES)} or tokenizer.json in "
+                          f"{data_dir} (give --spm-model, or --vocab for a WordPiece vocab.txt)")
     return SentencePieceVocabulary(spm_path)
 
 

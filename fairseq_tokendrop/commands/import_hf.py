@@ -39,16 +39,14 @@ import json
 import os
 import shutil
 
-import numpy as np
 import torch
 
 import fairseq_tokendrop  # noqa: F401  (registers the plugin)
-from fairseq.data import Dictionary
 
 from fairseq_tokendrop.atomic_file import atomic_path
 from fairseq_tokendrop.checkpoints.verification import refuse_damaged
 from fairseq_tokendrop.commands.log import command_log
-from fairseq_tokendrop.data.fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
+from fairseq_tokendrop.data.vocabulary_order import FAIRSEQ_SYMBOLS, tokens_to_fairseq
 from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.interop.hf_export import HUB_SPM_NAME
 from fairseq_tokendrop.interop.hf_import import add_segments_flag, bert_vocab, permutation, write_import
@@ -92,15 +90,10 @@ def roberta_tokens_to_fairseq(tokens, source):
     for token in tokens:
         if not token or any(c.isspace() for c in token):
             raise TokendropError(f"{source}: token {token!r} is empty or contains whitespace")
-    missing = [t for t in FAIRSEQ_SPECIALS + (MASK_SYMBOL,) if t not in tokens]
+    missing = [t for t in FAIRSEQ_SYMBOLS if t not in tokens]
     if missing:
         raise TokendropError(f"{source}: special token(s) {', '.join(missing)} not found")
-    dictionary = Dictionary()
-    for token in tokens:
-        if token not in FAIRSEQ_SPECIALS and token != MASK_SYMBOL:
-            dictionary.add_symbol(token)
-    dictionary.add_symbol(MASK_SYMBOL)
-    return dictionary, np.array([dictionary.index(t) for t in tokens], dtype=np.int64)
+    return tokens_to_fairseq(tokens, {t: t for t in FAIRSEQ_SYMBOLS}, source)
 
 
 def tokens_by_id(vocab, source):

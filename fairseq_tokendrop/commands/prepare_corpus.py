@@ -1,25 +1,42 @@
 """Turn raw text into a fairseq data-bin for (token-dropping) RoBERTa pretraining.
 
-Input layout (MLPerf Wikipedia, fairseq's ``complete_doc``): UTF-8 text, one
-sentence per line, a blank line between documents. The end of an input file
-also ends a document.
+Inputs (``data/corpus_files.py``): text files as MLPerf's Wikipedia parts (UTF-8, one sentence
+per line, a blank line between documents), JSON lines (``.jsonl``/``.json``, ``--text-field``) and
+Parquet shards (``.parquet``, its ``--text-field`` column, read a row group at a time), text and
+JSON lines also ``.gz`` or ``.zst``. One record is one document, its lines (split at line breaks;
+no sentence splitter) its items. The end of an input file also ends a document.
 
-Steps, each skipped on a re-run when it already finished with the same inputs
-and settings (a stamp in DESTDIR/.prepare_corpus/ records what it was run on):
+Two paths, each a chain of steps skipped on a re-run when they already finished with the same
+inputs and settings (a stamp in DESTDIR/.prepare_corpus/ records what each was run on).
+
+With a sentencepiece model trained here (or given by ``--spm-model``):
 
 1. ``spm``: train a sentencepiece unigram (or BPE) model on a sample of the
    training lines (``--spm-input-sentence-size``, drawn by sentencepiece while
    the corpus streams past), or copy the model given by ``--spm-model``.
 2. ``encode-train``, ``encode-valid``: write each split as space-separated
    pieces, one line per non-blank input line, one blank line between
-   documents, to DESTDIR/encoded/{train,valid}.txt. Several worker processes
-   encode chunks of lines; the order of lines is kept.
+   documents, to DESTDIR/encoded/{train,valid}.txt.
 3. ``binarize``: ``python -m fairseq_cli.preprocess --only-source``, which
-   builds dict.txt from the training pieces and writes {train,valid}.{bin,idx}.
+   builds dict.txt from the training pieces (by frequency) and writes
+   {train,valid}.{bin,idx}.
 
-Every output is written under a temporary name and renamed when complete, so a
-killed run leaves no half-written file under a final name; run it again to
-finish. Nothing holds a whole corpus in memory.
+With the tokenizer users already have (``--tokenizer``: a Hugging Face tokenizer.json, a WordPiece
+vocab.txt or a sentencepiece model; ``data/corpus_tokenizer.py``), dict.txt is the tokenizer's
+vocabulary in its own order, special tokens on fairseq's symbols (``data/vocabulary_order.py``),
+so the data, the model and the HF export (``export_checkpoint --hf-out``) agree id for id:
+
+1. ``tokenizer``: dict.txt and the tokenizer's files (vocab.txt, tokenizer.json or spm.model, with
+   a tokenizer_config.json of its casing or special tokens), staged in DESTDIR/.prepare_corpus/stage;
+2. ``encode-train``, ``encode-valid``: each split in fairseq ids, written straight into fairseq's
+   mmap indexed dataset (staged), laid out as fairseq-preprocess lays out text;
+3. ``publish``: the staged files linked into DESTDIR, dict.txt last. A refused or killed run leaves
+   no data-bin file in DESTDIR; the stage lets the next run resume.
+
+Either way several worker processes encode chunks of lines, in order (``data/corpus_encoding.py``),
+and the log reports lines, documents, tokens and tokens/s. Every output is written under a
+temporary name and renamed when complete, so a killed run leaves no half-written file under a
+final name; run it again to finish. Nothing holds a whole corpus in memory.
 
 Document boundaries survive binarization: fairseq stores each line as one item
 ending in ``</s>``, and a blank line becomes an item holding only ``</s>``,
@@ -31,21 +48,25 @@ Packing is not fixed here; it is chosen at training time with fairseq's
 
 * RoBERTa style (Liu et al.; seed 000, Hou et al.): ``none``, fixed blocks of
   ``--tokens-per-sample`` tokens that run across document boundaries;
-* BERT style: ``complete_doc``, blocks of whole sentences that never cross a
-  document boundary; ``complete`` keeps sentences whole but lets blocks cross
+* BERT style: ``complete_doc``, blocks of whole lines that never cross a
+  document boundary; ``complete`` keeps lines whole but lets blocks cross
   documents (what the ScTD command uses).
+
+The last lines printed name the flags of each packing and of whole-word masking with the data
+dir's tokenizer (``data/whole_words.py``).
 
 Example::
 
     python scripts/prepare_corpus.py --train wiki/part-*.txt --valid wiki/eval.txt \\
         --destdir data-bin/wiki --vocab-size 32000 --workers 16 --packing roberta
+    python scripts/prepare_corpus.py --train fineweb/*.parquet --valid fineweb_valid.parquet \\
+        --tokenizer vocab.txt --destdir data-bin/fineweb --workers 16 --packing roberta
 """
 
 import argparse
-import collections
 import hashlib
+import itertools
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -54,12 +75,18 @@ import time
 
 import sentencepiece
 
-from fairseq_tokendrop.atomic_file import atomic_path
+from fairseq_tokendrop.atomic_file import atomic_directory, atomic_path
 from fairseq_tokendrop.commands.log import command_log
+from fairseq_tokendrop.data.corpus_encoding import (SEPARATOR, document_items, encoded_lines, init_sentencepiece_worker,
+                                                    init_tokenizer_worker, sentencepiece_pieces, tokenizer_ids)
+from fairseq_tokendrop.data.corpus_files import check_inputs, read_lines
+from fairseq_tokendrop.data.corpus_tokenizer import load_corpus_tokenizer
+from fairseq_tokendrop.data.indexed_ids import IndexedIdsWriter
+from fairseq_tokendrop.data.text_encoder import load_dictionary
+from fairseq_tokendrop.data.wordpiece_dictionary import write_dict_txt
 from fairseq_tokendrop.errors import TokendropError
 
 STAMP_VERSION = 1
-CHUNK_LINES = 2000
 SPM_MODEL = "spm.model"
 SPM_VOCAB = "spm.vocab"
 BINARIZED = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx")
@@ -73,10 +100,11 @@ log = command_log("prepare_corpus")
 
 
 class Progress:
-    """Report a running line count and rate to stderr every ``every`` lines."""
+    """Report to stderr, every ``every`` lines: the lines, and with ``counts`` (``document_items``'
+    counts) the documents and tokens encoded and the tokens per second."""
 
-    def __init__(self, label, every):
-        self.label, self.every = label, every
+    def __init__(self, label, every, counts=None):
+        self.label, self.every, self.counts = label, every, counts
         self.count, self.next_report, self.start = 0, every, time.time()
 
     def add(self, n=1):
@@ -88,51 +116,17 @@ class Progress:
     def report(self, final=False):
         elapsed = max(time.time() - self.start, 1e-9)
         state = "done" if final else "..."
-        log(f"{self.label}: {self.count:,} lines, {self.count / elapsed:,.0f} lines/s, {elapsed:.1f}s {state}")
-
-
-def read_lines(paths, progress=None):
-    """Yield whitespace-normalized lines of every file; '' marks a document boundary.
-
-    Bytes are decoded line by line so that a bad byte is reported with its line
-    number. Whitespace is collapsed the way fairseq's tokenizer splits lines,
-    so an encoded line never holds anything that fairseq would split further.
-    """
-    for path in paths:
-        try:
-            with open(path, "rb") as handle:
-                for lineno, raw in enumerate(handle, start=1):
-                    if progress is not None:
-                        progress.add()
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as err:
-                        raise TokendropError(f"{path}: line {lineno} is not valid UTF-8 ({err.reason} at byte "
-                                             f"{err.start} of the line)")
-                    if lineno == 1 and line.startswith("\ufeff"):  # byte-order mark
-                        line = line[1:]
-                    yield " ".join(line.split())
-        except OSError as err:
-            raise TokendropError(f"cannot read {path}: {err.strerror or err}")
-        yield ""
-
-
-def check_inputs(split, paths):
-    """Fail with the file's name unless every file can be read and the split has text."""
-    for path in paths:
-        if not os.path.exists(path):
-            raise TokendropError(f"--{split} file not found: {path}")
-        if not os.path.isfile(path):
-            raise TokendropError(f"--{split} path is not a regular file: {path}")
-    # Stops at the first line with text, so this costs nothing on a real corpus.
-    if not any(read_lines(paths)):
-        raise TokendropError(f"--{split} corpus is empty (no non-blank line) in: {', '.join(paths)}")
+        if self.counts is None:
+            rate = f"{self.count / elapsed:,.0f} lines/s"
+        else:
+            tokens = self.counts["pieces"]
+            rate = f"{self.counts['documents']:,} documents, {tokens:,} tokens, {tokens / elapsed:,.0f} tokens/s"
+        log(f"{self.label}: {self.count:,} lines, {rate}, {elapsed:.1f}s {state}")
 
 
 def check_destdir(destdir):
     try:
         os.makedirs(os.path.join(destdir, ".prepare_corpus"), exist_ok=True)
-        os.makedirs(os.path.join(destdir, "encoded"), exist_ok=True)
         probe = os.path.join(destdir, ".prepare_corpus", f"write-probe.{os.getpid()}")
         with open(probe, "w") as handle:
             handle.write("ok")
@@ -202,7 +196,7 @@ def train_spm(args, destdir):
         # An exception raised in here would reach us wrapped in an opaque
         # RuntimeError from sentencepiece's C++ code; keep it and stop instead.
         try:
-            yield from filter(None, read_lines(args.train, progress))
+            yield from (" ".join(line.split()) for line in read_lines(args.train, args.text_field, progress) if line)
         except TokendropError as err:
             read_error.append(err)
 
@@ -244,78 +238,23 @@ def copy_spm(source, destdir):
     return {"copied_from": os.path.abspath(source)}
 
 
-_worker_spm = None
-
-
-def _init_worker(model_path):
-    global _worker_spm
-    _worker_spm = sentencepiece.SentencePieceProcessor(model_file=model_path)
-
-
-def encode_chunk(lines):
-    """Encode a list of lines; '' stays '', a line with no pieces becomes None."""
-    texts = [line for line in lines if line]
-    pieces = iter(_worker_spm.encode(texts, out_type=str, num_threads=1))
-    return [(" ".join(next(pieces)) or None) if line else "" for line in lines]
-
-
-def chunked(lines, size):
-    chunk = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def encoded_lines(lines, model_path, workers):
-    """Yield encode_chunk results in input order.
-
-    Pool.imap would read ahead without limit and pull a whole corpus into its
-    task queue; here at most two chunks per worker are in flight.
-    """
-    chunks = chunked(lines, CHUNK_LINES)
-    if workers == 1:
-        _init_worker(model_path)
-        for chunk in chunks:
-            yield from encode_chunk(chunk)
-        return
-    with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(model_path,)) as pool:
-        pending = collections.deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(encode_chunk, (chunk,)))
-            if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
+def new_counts():
+    return {"lines": 0, "documents": 0, "pieces": 0, "longest_line_pieces": 0, "dropped_lines": 0}
 
 
 def encode_split(split, paths, destdir, args):
+    """The split as sentencepiece pieces, one line per line, a blank line between documents."""
     out_path = os.path.join(destdir, "encoded", f"{split}.txt")
-    progress = Progress(f"encode-{split}", args.progress_every)
-    counts = {"lines": 0, "documents": 0, "pieces": 0, "longest_line_pieces": 0, "dropped_lines": 0}
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    counts = new_counts()
+    progress = Progress(f"encode-{split}", args.progress_every, counts)
+    encoded = encoded_lines(read_lines(paths, args.text_field), args.workers, init_sentencepiece_worker,
+                            (os.path.join(destdir, SPM_MODEL),), sentencepiece_pieces)
     with atomic_path(out_path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            # The separator goes in only when the next document starts: leading,
-            # trailing and repeated blank lines would add nothing but empty items.
-            new_document = True
-            for encoded in encoded_lines(read_lines(paths, progress), os.path.join(destdir, SPM_MODEL), args.workers):
-                if encoded is None:  # text that normalizes to nothing, e.g. only control characters
-                    counts["dropped_lines"] += 1
-                elif encoded == "":
-                    new_document = True
-                else:
-                    if new_document:
-                        out.write("\n" if counts["documents"] else "")
-                        counts["documents"] += 1
-                        new_document = False
-                    out.write(encoded + "\n")
-                    n_pieces = encoded.count(" ") + 1
-                    counts["lines"] += 1
-                    counts["pieces"] += n_pieces
-                    counts["longest_line_pieces"] = max(counts["longest_line_pieces"], n_pieces)
+            for item in document_items(encoded, counts, lambda pieces: pieces.count(" ") + 1):
+                out.write("\n" if item is SEPARATOR else item + "\n")
+                progress.add(item is not SEPARATOR)
         progress.report(final=True)
     return counts
 
@@ -346,18 +285,120 @@ def binarize(destdir, workers):
         return {"dict_entries": sum(1 for _ in handle)}
 
 
+def stage_dir(destdir):
+    """Where the --tokenizer path keeps its outputs until the publish step links them into DESTDIR."""
+    return os.path.join(destdir, ".prepare_corpus", "stage")
+
+
+def stage_tokenizer(tokenizer, destdir):
+    """dict.txt (the tokenizer's vocabulary in its order) and the files that tell the tokenizer, staged."""
+    with atomic_directory(os.path.join(stage_dir(destdir), "tokenizer")) as tmp:
+        dict_path = os.path.join(tmp, "dict.txt")
+        write_dict_txt(tokenizer.dictionary, dict_path)
+        # What masked_lm will load must be this dictionary, entry for entry.
+        loaded = load_dictionary(dict_path).symbols
+        if loaded != tokenizer.dictionary.symbols:
+            bad = next(b for a, b in itertools.zip_longest(loaded, tokenizer.dictionary.symbols) if a != b)
+            raise TokendropError(f"--tokenizer {tokenizer.path}: entry {bad!r} does not come back from fairseq's "
+                                 "dict.txt as itself")
+        files = tokenizer.write_files(tmp)
+    return {"kind": tokenizer.kind, "dict_entries": len(tokenizer.dictionary) - 1, "files": ["dict.txt"] + files}
+
+
+def binarize_split(split, paths, destdir, tokenizer, args):
+    """The split in fairseq ids, as fairseq-preprocess lays text out, into the stage's SPLIT.{bin,idx}."""
+    import numpy as np
+    from fairseq.data import indexed_dataset
+
+    prefix = os.path.join(stage_dir(destdir), split)
+    counts = new_counts()
+    progress = Progress(f"encode-{split}", args.progress_every, counts)
+    eos = tokenizer.dictionary.eos()
+    encoded = encoded_lines(read_lines(paths, args.text_field), args.workers, init_tokenizer_worker,
+                            (*tokenizer.worker_args, eos), tokenizer_ids)
+    separator = np.array([eos], dtype=np.int32)
+    with atomic_path(prefix + ".bin") as bin_tmp, atomic_path(prefix + ".idx") as idx_tmp:
+        writer = IndexedIdsWriter(bin_tmp, indexed_dataset.best_fitting_int_dtype(len(tokenizer.dictionary)))
+        for item in document_items(encoded, counts, lambda ids: len(ids) - 1):  # </s> is no token of the text
+            writer.add(separator if item is SEPARATOR else item)
+            progress.add(item is not SEPARATOR)
+        writer.finalize(idx_tmp)
+        progress.report(final=True)
+    return counts
+
+
+def publish(destdir, names):
+    """Link the staged files into DESTDIR (a copy where the file system has no hard links), dict.txt last:
+    a data-bin appears only when every other file of it is in place."""
+    for name in sorted(names, key=lambda n: n == "dict.txt"):
+        staged = os.path.join(stage_dir(destdir), name)
+        with atomic_path(os.path.join(destdir, os.path.basename(name))) as tmp:
+            try:
+                os.link(staged, tmp)
+            except OSError:
+                shutil.copyfile(staged, tmp)
+    return {"published": sorted(os.path.basename(n) for n in names)}
+
+
+def prepare_with_tokenizer(args, tokenizer, destdir):
+    """The --tokenizer path: stage the dictionary, encode each split into ids, publish. Returns the
+    longest line's token count."""
+    log(f"tokenizer: {tokenizer.description}")
+    tokenizer_key = {"kind": tokenizer.kind, "sha256": file_sha256(tokenizer.path), "lower_case": tokenizer.lower_case,
+                     "config": tokenizer.config}
+    staged = run_step(destdir, "tokenizer", tokenizer_key, [os.path.join(stage_dir(destdir), "tokenizer")],
+                      lambda: stage_tokenizer(tokenizer, destdir))
+    encode_keys, longest, names = {}, 0, [os.path.join("tokenizer", n) for n in staged["files"]]
+    for split, paths in (("train", args.train), ("valid", args.valid)):
+        encode_keys[split] = {"tokenizer": tokenizer_key, "inputs": fingerprint(paths), "text_field": args.text_field}
+        outputs = [os.path.join(stage_dir(destdir), f"{split}.{ext}") for ext in ("bin", "idx")]
+        summary = run_step(destdir, f"encode-{split}", encode_keys[split], outputs,
+                           lambda split=split, paths=paths: binarize_split(split, paths, destdir, tokenizer, args))
+        longest = max(longest, summary["longest_line_pieces"])
+        names += [f"{split}.bin", f"{split}.idx"]
+    run_step(destdir, "publish", {"encoded": encode_keys},
+             [os.path.join(destdir, os.path.basename(n)) for n in names], lambda: publish(destdir, names))
+    return longest
+
+
+def whole_word_flags(destdir, tokenizer):
+    """The fairseq-train flags of whole-word masking with this data dir's tokenizer, or why there are none."""
+    if tokenizer is None or tokenizer.kind == "sentencepiece":
+        return f"--mask-whole-words --bpe sentencepiece --sentencepiece-model {os.path.join(destdir, SPM_MODEL)}"
+    if tokenizer.kind == "wordpiece":
+        return f"--mask-whole-words --bpe bert --bpe-vocab-file {os.path.join(destdir, 'vocab.txt')}"
+    from fairseq_tokendrop.data.tokenizer_json import read_tokenizer_json, word_start_rule
+
+    try:
+        word_start_rule(read_tokenizer_json(tokenizer.path))
+    except TokendropError as err:
+        return f"not available ({err.message})"
+    return f"--mask-whole-words --bpe tokenizer_json --tokenizer-json {os.path.join(destdir, 'tokenizer.json')}"
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Raw text (one sentence per line, blank line between documents) -> sentencepiece "
-        "model -> fairseq data-bin (dict.txt, {train,valid}.{bin,idx}, spm.model) for masked-LM pretraining.",
+        description="Raw text (text files with one sentence per line and a blank line between documents, JSON "
+        "lines or Parquet with one document per record) -> a sentencepiece model trained here, or the tokenizer you "
+        "bring (--tokenizer) -> fairseq data-bin (dict.txt, {train,valid}.{bin,idx}, the tokenizer) for masked-LM "
+        "pretraining.",
         epilog="Packing is chosen when training, with fairseq's --sample-break-mode: RoBERTa style = none "
         "(fixed --tokens-per-sample blocks crossing documents), BERT style = complete_doc (documents kept "
         "apart); complete keeps sentences whole but lets blocks cross documents. The data-bin keeps "
         "document boundaries, so it serves all three. Re-running skips finished steps.",
     )
-    parser.add_argument("--train", nargs="+", required=True, metavar="FILE", help="training text file(s)")
-    parser.add_argument("--valid", nargs="+", required=True, metavar="FILE", help="validation text file(s)")
+    parser.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                        help="training files: .txt, .jsonl/.json (also .gz, .zst), .parquet")
+    parser.add_argument("--valid", nargs="+", required=True, metavar="FILE", help="validation files, as --train")
     parser.add_argument("--destdir", required=True, help="output data-bin directory (created if missing)")
+    parser.add_argument("--text-field", default="text",
+                        help="the JSON field or Parquet column holding a document's text (default: %(default)s)")
+    parser.add_argument("--tokenizer", metavar="PATH",
+                        help="encode with this tokenizer instead of training one: a Hugging Face tokenizer.json, a "
+                        "WordPiece vocab.txt or a sentencepiece model (told by content); dict.txt keeps its order")
+    parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
+                        help="--tokenizer vocab.txt: lower-case as BERT's do_lower_case (default: "
+                        "tokenizer_config.json next to vocab.txt, else whether vocab.txt has upper-case tokens)")
     parser.add_argument(
         "--vocab-size", type=int, default=32000, help="sentencepiece vocabulary size (default: %(default)s)"
     )
@@ -398,6 +439,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.tokenizer and args.spm_model:
+        parser.error("give --tokenizer or --spm-model, not both (--tokenizer takes a sentencepiece model too)")
+    if args.lowercase is not None and not args.tokenizer:
+        parser.error("--lowercase/--no-lowercase go with --tokenizer vocab.txt")
     if args.spm_model is None and args.vocab_size < 8:
         parser.error("--vocab-size is too small")
     if args.spm_input_sentence_size < 0 or args.progress_every < 1:
@@ -406,14 +451,36 @@ def parse_args(argv=None):
 
 
 def prepare(args):
-    check_inputs("train", args.train)
-    check_inputs("valid", args.valid)
+    check_inputs("train", args.train, args.text_field)
+    check_inputs("valid", args.valid, args.text_field)
     if args.spm_model is not None and not os.path.isfile(args.spm_model):
         raise TokendropError(f"--spm-model file not found: {args.spm_model}")
+    tokenizer = load_corpus_tokenizer(args.tokenizer, args.lowercase) if args.tokenizer else None
     destdir = args.destdir
     check_destdir(destdir)
     start = time.time()
+    if tokenizer is not None:
+        longest = prepare_with_tokenizer(args, tokenizer, destdir)
+    else:
+        longest = prepare_with_sentencepiece(args, destdir)
 
+    log(f"data-bin ready in {destdir} ({time.time() - start:.1f}s)")
+    for mode in [args.packing] if args.packing else sorted(PACKING_HINTS):
+        print(f"{mode} packing: train with {PACKING_HINTS[mode]}")
+    print(f"whole-word masking: {whole_word_flags(destdir, tokenizer)}")
+    if args.packing != "roberta":
+        # complete/complete_doc never split a line: a block holding one line
+        # needs room for its pieces plus </s> and the <s> fairseq prepends.
+        print(
+            f"note: the longest line is {longest + 2} tokens with <s> and </s>. With complete_doc or complete, "
+            "lines longer than --tokens-per-sample are skipped in training and stop validation unless "
+            "--skip-invalid-size-inputs-valid-test is given"
+        )
+
+
+def prepare_with_sentencepiece(args, destdir):
+    """Train (or copy) the sentencepiece model, encode each split into pieces, fairseq-preprocess. Returns
+    the longest line's piece count."""
     if args.spm_model is None:
         spm_key = {
             "train": fingerprint(args.train),
@@ -422,6 +489,7 @@ def prepare(args):
             "input_sentence_size": args.spm_input_sentence_size,
             "character_coverage": args.character_coverage,
             "seed": args.seed,
+            "text_field": args.text_field,
         }
         run_step(destdir, "spm", spm_key, [os.path.join(destdir, SPM_MODEL)], lambda: train_spm(args, destdir))
     else:
@@ -432,7 +500,7 @@ def prepare(args):
     model_hash = file_sha256(os.path.join(destdir, SPM_MODEL))
     encode_keys, longest = {}, 0
     for split, paths in (("train", args.train), ("valid", args.valid)):
-        encode_keys[split] = {"spm_sha256": model_hash, "inputs": fingerprint(paths)}
+        encode_keys[split] = {"spm_sha256": model_hash, "inputs": fingerprint(paths), "text_field": args.text_field}
         summary = run_step(
             destdir,
             f"encode-{split}",
@@ -448,18 +516,7 @@ def prepare(args):
         [os.path.join(destdir, name) for name in BINARIZED],
         lambda: binarize(destdir, args.workers),
     )
-
-    log(f"data-bin ready in {destdir} ({time.time() - start:.1f}s)")
-    for mode in [args.packing] if args.packing else sorted(PACKING_HINTS):
-        print(f"{mode} packing: train with {PACKING_HINTS[mode]}")
-    if args.packing != "roberta":
-        # complete/complete_doc never split a line: a block holding one line
-        # needs room for its pieces plus </s> and the <s> fairseq prepends.
-        print(
-            f"note: the longest line is {longest + 2} tokens with <s> and </s>. With complete_doc or complete, "
-            "lines longer than --tokens-per-sample are skipped in training and stop validation unless "
-            "--skip-invalid-size-inputs-valid-test is given"
-        )
+    return longest
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ from typing import Callable, List, Optional, Sequence
 from fairseq.data import Dictionary
 
 from ..errors import TokendropError
+from .tokenizer_json import tokenizers_library
 from .wordpiece_casing import lower_case_of
 from .wordpiece_dictionary import MASK_SYMBOL, SPECIAL_TOKENS, read_wordpiece_vocab, wordpiece_to_fairseq
 
@@ -66,15 +67,6 @@ def load_dictionary(dict_path: str) -> Dictionary:
     return dictionary
 
 
-def _tokenizers():
-    try:
-        import tokenizers
-    except ImportError:
-        raise TokendropError("WordPiece and tokenizer.json need the tokenizers library: "
-                           "pip install tokenizers (it comes with the .[hf] extra)") from None
-    return tokenizers
-
-
 def sentencepiece_encoder(spm_path: str, dict_path: str) -> TextEncoder:
     import sentencepiece
 
@@ -85,17 +77,10 @@ def sentencepiece_encoder(spm_path: str, dict_path: str) -> TextEncoder:
                        "sentencepiece", f"sentencepiece {spm_path} over {dict_path}")
 
 
-def wordpiece_encoder(vocab_path: str, lower_case: bool, dict_path: Optional[str] = None) -> TextEncoder:
-    """BERT's split of vocab.txt; ``dict_path``, when given, must be the dictionary vocab.txt gives."""
-    tokenizers = _tokenizers()
-    try:
-        tokens = read_wordpiece_vocab(vocab_path)
-        dictionary, _ = wordpiece_to_fairseq(vocab_path)
-    except OSError as err:
-        raise TokendropError(str(err)) from None
-    if dict_path is not None and load_dictionary(dict_path).symbols != dictionary.symbols:
-        raise TokendropError(f"{dict_path} is not the dictionary of {vocab_path} (convert_premasked and import_hf "
-                           "write it from vocab.txt: give the model's own vocab.txt)")
+def bert_wordpiece_tokenizer(tokens: Sequence[str], lower_case: bool):
+    """The ``tokenizers.Tokenizer`` transformers' ``BertTokenizerFast`` builds from vocab.txt's ``tokens``:
+    its ids are vocab.txt's line numbers."""
+    tokenizers = tokenizers_library()
     tokenizer = tokenizers.Tokenizer(tokenizers.models.WordPiece(
         {token: i for i, token in enumerate(tokens)}, unk_token=BERT_UNK,
         max_input_chars_per_word=BERT_MAX_CHARS_PER_WORD))
@@ -104,6 +89,20 @@ def wordpiece_encoder(vocab_path: str, lower_case: bool, dict_path: Optional[str
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
     # As BertTokenizer(Fast): a special token's own string in the text is that token.
     tokenizer.add_special_tokens([t for t in tokens if t in SPECIAL_TOKENS or t == BERT_PAD])
+    return tokenizer
+
+
+def wordpiece_encoder(vocab_path: str, lower_case: bool, dict_path: Optional[str] = None) -> TextEncoder:
+    """BERT's split of vocab.txt; ``dict_path``, when given, must be the dictionary vocab.txt gives."""
+    try:
+        tokens = read_wordpiece_vocab(vocab_path)
+        dictionary, _ = wordpiece_to_fairseq(vocab_path)
+    except OSError as err:
+        raise TokendropError(str(err)) from None
+    if dict_path is not None and load_dictionary(dict_path).symbols != dictionary.symbols:
+        raise TokendropError(f"{dict_path} is not the dictionary of {vocab_path} (convert_premasked and import_hf "
+                           "write it from vocab.txt: give the model's own vocab.txt)")
+    tokenizer = bert_wordpiece_tokenizer(tokens, lower_case)
 
     def split(texts):
         return [[SPECIAL_TOKENS.get(t, t) for t in e.tokens]
@@ -113,7 +112,7 @@ def wordpiece_encoder(vocab_path: str, lower_case: bool, dict_path: Optional[str
 
 
 def tokenizer_json_encoder(tokenizer_path: str, dict_path: str) -> TextEncoder:
-    tokenizers = _tokenizers()
+    tokenizers = tokenizers_library()
     try:
         tokenizer = tokenizers.Tokenizer.from_file(tokenizer_path)
     except Exception as err:

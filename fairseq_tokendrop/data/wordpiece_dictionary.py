@@ -27,12 +27,11 @@ from fairseq.data import Dictionary
 
 from ..atomic_file import atomic_path
 from ..errors import TokendropError
-from .fairseq_symbols import FAIRSEQ_SPECIALS, MASK_SYMBOL
+from .fairseq_symbols import MASK_SYMBOL
+from .vocabulary_order import FAIRSEQ_SYMBOLS, tokens_to_fairseq
 
 # BERT special token -> the fairseq symbol it becomes ([PAD] is a token of its own, see above).
 SPECIAL_TOKENS = {"[CLS]": "<s>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": MASK_SYMBOL}
-# What a fairseq masked_lm dictionary holds besides dict.txt's entries: no wordpiece may be one of them.
-FAIRSEQ_SYMBOLS = frozenset(FAIRSEQ_SPECIALS + (MASK_SYMBOL,))
 
 
 def read_wordpiece_vocab(vocab_path: str) -> List[str]:
@@ -67,14 +66,7 @@ def wordpiece_to_fairseq(vocab_path: str) -> Tuple[Dictionary, np.ndarray]:
     that :func:`write_dict_txt` writes: ``Dictionary.load`` then
     ``add_symbol('<mask>')``.
     """
-    tokens = read_wordpiece_vocab(vocab_path)
-    dictionary = Dictionary()
-    for token in tokens:
-        if token not in SPECIAL_TOKENS:
-            dictionary.add_symbol(token)
-    dictionary.add_symbol(MASK_SYMBOL)
-    id_map = np.array([dictionary.index(SPECIAL_TOKENS.get(t, t)) for t in tokens], dtype=np.int64)
-    return dictionary, id_map
+    return tokens_to_fairseq(read_wordpiece_vocab(vocab_path), SPECIAL_TOKENS, vocab_path)
 
 
 def write_dict_txt(dictionary: Dictionary, path: str) -> None:

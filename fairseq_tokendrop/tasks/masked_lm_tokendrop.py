@@ -15,6 +15,8 @@ Every data and masking option of ``masked_lm`` applies unchanged. What the task 
 - flags that could not do what they say are refused at startup: ``--sctd-interval`` on a model
   that never drops a token, ``--num-segment`` on training data without a second segment,
   ``--stop-at-mlm-acc`` and ``--eval-interval-samples`` without validation;
+- ``--mask-whole-words`` works (with ``--bpe``, ``data/whole_words.py``), where stock ``masked_lm``
+  fails (fairseq issue 3924);
 - evaluation counts every example and never prefetches (``get_batch_iterator``);
 - before the first update, the scores that fairseq's rank-0 broadcast of the checkpoint dropped
   come back (``checkpoints/scores_after_broadcast.py``); ``--ddp-backend fully_sharded`` is
@@ -50,6 +52,7 @@ from ..training.mlperf_target import (StopAtTarget, check_saves_follow_validatio
 from ..data.fairseq_numpy2 import numpy_compat_long
 from ..data.indexed_files import check_data_bin_split
 from ..data.premasked_dataset import epoch_data_dir, is_premasked_dir, premasked_task_dataset, second_segment_examples
+from ..data.whole_words import bpe_settings
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +245,15 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         if segments < 2:
             raise TokendropError(f"--num-segment {segments}: {second} examples of split '{split}' of {data_dir} have "
                                  "a second segment (segment 1), outside the table: use --num-segment 2")
+
+    @property
+    def args(self):
+        # MaskedLMTask.load_dataset builds --mask-whole-words' mask from self.args, which only fairseq's
+        # legacy tasks set (fairseq issue 3924): here it reads the run's --bpe (data/whole_words.py).
+        # Without the flag the task has no args, as any task but the legacy ones.
+        if not self.cfg.mask_whole_words:
+            raise AttributeError("args")
+        return bpe_settings(self.cfg)
 
     def get_batch_iterator(self, dataset, **kwargs):
         # fairseq drops a last batch whose size is not a multiple of --required-batch-size-multiple
