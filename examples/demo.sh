@@ -19,7 +19,10 @@ export OUT="${OUT:-$repo/demo_out}"
 export MODES="${MODES:-baseline importance}" SEEDS="${SEEDS:-1}"
 export BASE_UPDATES="${BASE_UPDATES:-300}" DROP="${DROP:-0.5}" TARGET="${TARGET:-0.08}"
 # The standard library's docstrings alone (251k tokens) are enough for 300 updates; validate 10 times.
-export CORPUS_PACKAGES="${CORPUS_PACKAGES-}" VALIDATIONS="${VALIDATIONS:-10}" KEEP_CHECKPOINTS=1
+export CORPUS_PACKAGES="${CORPUS_PACKAGES-}" VALIDATIONS="${VALIDATIONS:-10}"
+# Fine-tuning every run (examples/study.sh's downstream stage) would take longer than the demo itself on 2 cores:
+# FINETUNE_TASKS= skips it; give it a GLUE folder (or the one make_rotten_tomatoes writes) to run it.
+export FINETUNE_TASKS="${FINETUNE_TASKS-}"
 export LAYERS="${LAYERS:-6}" DIM="${DIM:-128}" FFN="${FFN:-512}" HEADS="${HEADS:-2}" T="${T:-64}" B="${B:-16}"
 # A fresh demo_out has no finished runs; a rerun with other settings must not keep the old ones.
 rm -rf "$OUT"/*_seed*

@@ -124,4 +124,5 @@ def load_script(name):
 # pretraining run with its exports, and the fine-tuning task with models pretrained on its English
 from premasked_fixtures import premasked, trained  # noqa: E402,F401
 from pretrained_run import pretrained  # noqa: E402,F401
-from english_pretrained import english_sentencepiece, english_wordpiece, rotten_tomatoes  # noqa: E402,F401
+from english_pretrained import (english_sentencepiece, english_sentencepiece_bin, english_wordpiece,  # noqa: E402,F401
+                               rotten_tomatoes)

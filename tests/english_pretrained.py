@@ -60,8 +60,9 @@ def pretrain_and_export(data, root):
 
 
 @pytest.fixture(scope="session")
-def english_sentencepiece(rotten_tomatoes, tmp_path_factory):
-    root = tmp_path_factory.mktemp("english_sentencepiece")
+def english_sentencepiece_bin(rotten_tomatoes, tmp_path_factory):
+    """The task's training snippets, unlabelled, through prepare_corpus: a data-bin with its spm.model."""
+    root = tmp_path_factory.mktemp("english_sentencepiece_bin")
     texts = rotten_tomatoes["train_texts"]
     # ten snippets a document, as prepare_corpus' layout wants blank lines between documents
     (root / "train.txt").write_text("".join(t + ("\n\n" if i % 10 == 9 else "\n") for i, t in enumerate(texts)))
@@ -70,7 +71,12 @@ def english_sentencepiece(rotten_tomatoes, tmp_path_factory):
                            "--valid", root / "valid.txt", "--destdir", root / "bin", "--vocab-size", str(VOCAB_SIZE),
                            "--workers", "1"], env=ONE_THREAD, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return pretrain_and_export(root / "bin", root)
+    return root / "bin"
+
+
+@pytest.fixture(scope="session")
+def english_sentencepiece(english_sentencepiece_bin, tmp_path_factory):
+    return pretrain_and_export(english_sentencepiece_bin, tmp_path_factory.mktemp("english_sentencepiece"))
 
 
 def bert_masked(ids, rng, mask_id, vocab_size):

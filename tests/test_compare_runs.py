@@ -224,7 +224,7 @@ def test_study_script_gives_every_mode_the_baseline_compute(data_bin, tmp_path):
     env = dict(os.environ, OUT=str(out), DATA_BIN=str(data_bin), MODES="baseline random random-ltd importance-schedule",
                SEEDS="1",
                BASE_UPDATES="20", LAYERS="4", DIM="32", FFN="64", HEADS="2", T="32", B="8",
-               VALIDATIONS="2", LOG_INTERVAL="5", VALID_STEPS="2", JOBS="2",
+               VALIDATIONS="2", LOG_INTERVAL="5", VALID_STEPS="2", JOBS="2", FINETUNE_TASKS="",
                TOKENDROP_VENV=str(Path(sys.executable).parents[1]))
     proc = subprocess.run(["bash", str(REPO / "examples" / "study.sh")], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

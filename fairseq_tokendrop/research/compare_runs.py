@@ -48,6 +48,8 @@ from typing import Dict, List, Optional
 
 from ..atomic_file import atomic_path
 from ..errors import TokendropError
+from .downstream import downstream_table, summarize_downstream
+from .seed_spread import aligned, fmt, spread
 
 SEED_SUFFIX = re.compile(r"^(?P<mode>.+)_seed\d+$")
 SHORTFALL = 0.05  # a run this much short of the baseline's compute still counts as equal compute
@@ -152,13 +154,6 @@ def load_run(path: Path) -> Run:
     return Run(name, mode_of(name), updates[-1], macs[-1], wall[-1], valid)
 
 
-def spread(values: List[float]) -> dict:
-    if not values:
-        return {"mean": None, "sd": None, "n": 0}
-    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
-
-
 def first_reaching(run: Run, target: float) -> Optional[Validation]:
     return next((v for v in run.valid if v.mlm_acc >= target), None)
 
@@ -195,13 +190,6 @@ def summarize(modes: Dict[str, List[Run]], baseline: str, target: Optional[float
     return {"baseline": baseline, "baseline_train_macs": base_macs, "target": target, "modes": rows}
 
 
-def fmt(stat: dict, spec: str) -> str:
-    if stat["mean"] is None:
-        return "-"
-    text = format(stat["mean"], spec)
-    return text + ("±" + format(stat["sd"], spec) if stat["n"] > 1 else "")
-
-
 def table(summary: dict) -> str:
     target = summary["target"]
     header = ["mode", "seeds", "updates", "train MACs", "vs base", "acc@base MACs", "final acc"]
@@ -217,10 +205,7 @@ def table(summary: dict) -> str:
             line += [fmt(hit["macs"], ".3e"), fmt(hit["updates"], ".0f"), fmt(hit["wall_s"], ".0f"),
                      f"{hit['reached']}/{hit['of']}"]
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                               enumerate(zip(line, widths))) for line in lines)
-    return (text + f"\nmean±sd over seeds; the baseline mode is {summary['baseline']!r}, its total training MACs "
+    return (aligned(lines) + f"\nmean±sd over seeds; the baseline mode is {summary['baseline']!r}, its total training MACs "
             f"{summary['baseline_train_macs']:.4e} (mean over seeds)")
 
 
@@ -275,17 +260,28 @@ def main(argv=None):
     parser.add_argument("--target", type=float, help="valid mlm_acc whose first reaching is timed")
     parser.add_argument("--plot", type=Path, help="write the two-panel PNG here")
     parser.add_argument("--json", type=Path, help="write the table and per-run numbers here")
+    parser.add_argument("--downstream", action="store_true",
+                        help="also each run's fine-tunes, RUN/finetune/LABEL/seedJ/metrics.json (examples/study.sh "
+                             "writes them): the task's score per mode next to pretraining MACs and wall-clock")
     args = parser.parse_args(argv)
 
     modes: Dict[str, List[Run]] = {}
+    run_dirs: Dict[str, Path] = {}
     for path in args.runs:
         run = load_run(path)
+        if run.name in run_dirs:
+            raise TokendropError(f"--runs {path}: a second run named {run.name}")
         modes.setdefault(run.mode, []).append(run)
+        run_dirs[run.name] = path if path.is_dir() else path.parent
     baseline = args.baseline or next(iter(modes))
     if baseline not in modes:
         raise TokendropError(f"--baseline {baseline}: no such mode among {', '.join(modes)}")
     summary = summarize(modes, baseline, args.target)
     print(table(summary))
+    if args.downstream:
+        summary["downstream"] = summarize_downstream(
+            run_dirs, {mode: [r.name for r in runs] for mode, runs in modes.items()}, baseline)
+        print("\n" + downstream_table(summary))
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # the picture is optional, the numbers are not
         print(f"compare_runs: --plot {args.plot} skipped: matplotlib is not installed (pip install .[research])",
               file=sys.stderr)
