@@ -23,6 +23,7 @@ from fairseq_tokendrop.checkpoints.scores_after_broadcast import saved_scores
 from fairseq_tokendrop.checkpoints.checkpoint_io import (atomic_torch_save, fresh_training_state, training_cfg,
                                                          without_importance)
 from fairseq_tokendrop.commands import inspect_dropping
+from fairseq_tokendrop.errors import TokendropError
 from fairseq_tokendrop.inspection.ranking import spearman
 from fairseq_tokendrop.method.keep_schedule import parse_keep_schedule
 from fairseq_tokendrop.method.layer_plans import LayerwisePlan, TokenDroppingPlan
@@ -355,3 +356,20 @@ def test_tensorboard_holds_the_histogram_the_kept_shares_and_kept_len(data_bin, 
     kept_len = events.Scalars("kept_len")
     assert [(s.step, s.value) for s in kept_len] == [(u, min(parse_keep_schedule(schedule, 32).kept(u - 1), 32))
                                                     for u in range(1, 5)]
+
+
+def test_a_random_ltd_checkpoint_that_carries_the_old_default_lists_still_loads(data_dir, tmp_path, capsys):
+    """Before the lists defaulted per strategy, every checkpoint saved TF's lists, random-LTD's too; random-LTD
+    never reads them. Training with them is refused; loading such a checkpoint to inspect (or evaluate, or
+    export: the same fairseq loader) is not."""
+    flags = ["--token-drop-strategy", "random-ltd", "--token-keep-k", "6", "--random-ltd-layers", "1,2,4"]
+    conf, _ = write_checkpoint(tmp_path / "ck.pt", data_dir, flags)
+    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    state["cfg"]["model"]["token_allow_list"], state["cfg"]["model"]["token_deny_list"] = "<s>,</s>,<unk>,<mask>", "<pad>"
+    torch.save(state, tmp_path / "old.pt")
+    conf.model.token_allow_list = "<s>,</s>,<unk>,<mask>"
+    with pytest.raises(TokendropError, match="--token-allow-list does not apply to --token-drop-strategy random-ltd"):
+        tasks.setup_task(conf.task).build_model(conf.model)
+    run_inspect(capsys, tmp_path / "old.pt", "--split", "valid", "--sentences", "2", "--json", tmp_path / "out.json")
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["rows"] == ["layer 1", "layer 2", "layer 4"] and len(report["sentences"]) == 2

@@ -174,8 +174,12 @@ def never_drops(args) -> Optional[str]:
     return None
 
 
-def validate(args, dictionary) -> None:
-    """Raise TokendropError for the first bad value, naming its flag."""
+def validate(args, dictionary, training: bool = True) -> None:
+    """Raise TokendropError for the first bad value, naming its flag.
+
+    ``training=False`` (a saved model loaded to evaluate, export or inspect) skips what matters only to
+    training: a checkpoint written before a check existed still loads.
+    """
     if not 0.0 <= args.token_drop < 1.0:
         raise TokendropError(f"--token-drop must be in [0, 1), got {args.token_drop}")
     if args.num_segment < 0:
@@ -200,10 +204,10 @@ def validate(args, dictionary) -> None:
         random_ltd_layers(args)
         for flag, symbols in (("--token-allow-list", args.token_allow_list),
                               ("--token-deny-list", args.token_deny_list)):
-            if symbols:
+            if symbols and training:  # older checkpoints carry the lists, which random-LTD never reads
                 raise TokendropError(f"{flag} does not apply to --token-drop-strategy random-ltd, which draws "
                                      f"uniformly over every position as DeepSpeed does: leave {flag} unset")
-    idle = never_drops(args) if args.token_drop_strategy != "importance" else None
+    idle = never_drops(args) if args.token_drop_strategy != "importance" and training else None
     if idle:  # importance without dropping is the baseline, which still tracks the scores
         raise TokendropError(f"--token-drop-strategy {args.token_drop_strategy} never drops a token: {idle}, "
                              "so this would train stock RoBERTa")
@@ -256,5 +260,6 @@ def describe(args, sctd_interval: int) -> str:
     else:
         split = args.encoder_layers // 2 - 1
         where = f"layers {split}-{last - 1} of 0-{last} see them (layer {split} attends from them to all)"
-        pins = f"always kept: {args.token_allow_list or 'none'}; dropped first: {args.token_deny_list or 'none'}"
+        allow, deny = pin_symbols(args)
+        pins = f"always kept: {allow or 'none'}; dropped first: {deny or 'none'}"
     return f"token dropping: {args.token_drop_strategy}, {kept}; {where}; {pins}; {sctd}"

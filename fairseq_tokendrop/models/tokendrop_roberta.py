@@ -54,7 +54,7 @@ class TokenDropRobertaModel(RobertaModel):
             if not safe_hasattr(args, "tokens_per_sample"):
                 args.tokens_per_sample = task.max_positions()
             args.max_positions = args.tokens_per_sample
-        validate(args, task.source_dictionary)
+        validate(args, task.source_dictionary, training=not getattr(task, "loading_checkpoint", False))
         encoder = TokenDropRobertaEncoder(args, task.source_dictionary)
         if encoder.strategy is not None and encoder.strategy.moves_importance and not getattr(
                 task, "feeds_token_importance", False):

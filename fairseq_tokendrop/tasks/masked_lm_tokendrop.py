@@ -106,6 +106,7 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         self.built_model = None  # fairseq-train builds one model, then the criterion, then loads
         self.train_batches = None  # fairseq's epoch iterator over the training data
         self.model_never_drops = None  # why the model never drops a token (None: it does, or no model built yet)
+        self.loading_checkpoint = False  # whether the model being built is a saved one (build_model)
 
     @classmethod
     def add_args(cls, parser):
@@ -116,6 +117,8 @@ class MaskedLMTokenDropTask(MaskedLMTask):
         parser.set_defaults(criterion="masked_lm_tokendrop")
 
     def build_model(self, cfg, from_checkpoint=False):
+        # the model's build_model is not told; a saved model skips the checks that matter to training only
+        self.loading_checkpoint = from_checkpoint
         model = super().build_model(cfg, from_checkpoint)
         # fairseq-train builds the criterion next (a stock roberta under this task has no such properties)
         self.model_needs_importance_updates = getattr(model, "needs_importance_updates", False)

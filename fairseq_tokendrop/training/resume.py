@@ -31,7 +31,7 @@ from ..checkpoints.scores_after_broadcast import loaded_checkpoint_path
 from ..checkpoints.verification import damage, non_finite_scores
 from ..criterions.masked_lm_tokendrop import MaskedLmTokenDropConfig
 from ..errors import TokendropError
-from ..models.tokendrop_config import TokenDropConfig, comma_list
+from ..models.tokendrop_config import DEFAULT_PINS, TokenDropConfig, comma_list
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,14 @@ def setting(section, name: str):
     if section is None:
         return MISSING
     value = section.get(name, MISSING) if hasattr(section, "get") else getattr(section, name, MISSING)
+    if name in PIN_FLAGS and value is None:  # unset: the strategy's default lists, what the run pinned
+        strategy = setting(section, "token_drop_strategy")
+        value = DEFAULT_PINS.get(strategy if strategy is not MISSING else "importance", ("", ""))[PIN_FLAGS[name]]
+        return value or "none"
     return comma_list(value) if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else value
+
+
+PIN_FLAGS = {"token_allow_list": 0, "token_deny_list": 1}  # their place in DEFAULT_PINS' pairs
 
 
 def finished_reason(root_cfg, num_updates: Optional[int], train_batches, reached_target: Optional[dict]) -> str:
