@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fairseq import options, tasks
+from fairseq import checkpoint_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.trainer import Trainer
 
@@ -18,6 +18,16 @@ from fairseq_tokendrop.standalone import build_model, made_up_dictionary
 
 REPO = Path(__file__).resolve().parents[1]
 USER_DIR = str(REPO / "fairseq_tokendrop")
+
+
+@pytest.fixture(autouse=True)
+def fairseqs_own_checkpoint_writes():
+    """A test that trains in this process has the task install the plugin's checkpoint writes into
+    ``fairseq.checkpoint_utils`` (``checkpoints/fairseq_saves.py``, once per process, as in fairseq-train);
+    the next test gets fairseq's own names back."""
+    saved = checkpoint_utils.torch_persistent_save, checkpoint_utils.PathManager
+    yield
+    checkpoint_utils.torch_persistent_save, checkpoint_utils.PathManager = saved
 
 
 def tiny_dictionary():

@@ -45,7 +45,9 @@ def test_the_recipe_finds_each_producers_training_and_eval_files(tmp_path, produ
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "fairseq-train").symlink_to(recorder)
+    # from scratch: the recipe refuses to start without a checkpoint to continue, and this test has none
     env = dict(os.environ, MLPERF_DIR=str(mlperf), OUT=str(tmp_path / "out"), PYTHON=str(recorder), WORKERS="1",
+               FROM_SCRATCH="1", MAX_UPDATES="10",
                PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.run(["bash", str(REPO / "examples" / "mlperf_bert_to_target.sh")], env=env,
                           capture_output=True, text=True)
