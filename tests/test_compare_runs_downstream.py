@@ -88,6 +88,24 @@ def test_downstream_numbers_match_the_hand_computation(tuned, tmp_path, capsys):
     assert "30±14" in printed and "majority class 0.7500" in printed and "lr 0.0001, batch 32, 3 epochs" in printed
 
 
+def test_one_fine_tuning_seed_reports_no_seed_spread(tuned, tmp_path, capsys):
+    """A study fine-tuned once per checkpoint has measured no spread over fine-tuning seeds: none is shown, not 0."""
+    for name, seed in PREDICTIONS:
+        if seed == 2:
+            shutil.rmtree(tmp_path / name / "finetune" / "rt" / "seed2")
+    out = tmp_path / "out.json"
+    assert compare_runs.main(["--runs", *map(str, tuned), "--downstream", "--json", str(out)]) == 0
+    task = json.loads(out.read_text())["downstream"]["rt"]
+    base, drop = task["modes"]
+    assert task["finetune_seeds"] == [1] and base["finetune_seed_sd"] is None and drop["finetune_seed_sd"] is None
+    # seed-1 fine-tunes alone: baseline 0.75 and 1.0, drop 1.0 and 1.0
+    assert base["score"]["mean"] == pytest.approx(0.875) and drop["score"]["mean"] == pytest.approx(1.0)
+    assert drop["paired"]["delta"]["mean"] == pytest.approx(0.125) and (drop["paired"]["above"], drop["paired"]["of"]) == (1, 2)
+    printed = capsys.readouterr().out.split("downstream rt:", 1)[1]
+    drop_line = next(line for line in printed.splitlines() if line.startswith("drop "))
+    assert drop_line.split()[6:8] == ["1.0000±0.0000", "-"]
+
+
 def edit_metrics(path, **changes):
     result = json.loads(path.read_text())
     result.update(changes)

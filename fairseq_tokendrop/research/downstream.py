@@ -14,7 +14,8 @@ Per label and mode, over pretraining seeds (sample sd, as compare_runs):
 - ``score``: each run's score (the task's metric as ``metrics.json`` gives it)
   averaged over its fine-tuning seeds, then mean and sd over the mode's runs;
 - ``finetune_seed_sd``: the sd over fine-tuning seeds of one checkpoint,
-  averaged over the mode's runs: what one fine-tune adds on its own;
+  averaged over the mode's runs: what one fine-tune adds on its own (None
+  with one fine-tuning seed, which measures no such spread);
 - ``paired``: run K of the mode against the baseline's run of the same
   pretraining seed K (same initialisation, data order and masks), each a mean
   over the same fine-tuning seeds: the differences' mean and sd, and in how many
@@ -189,9 +190,8 @@ def summarize_downstream(run_dirs: Dict[str, Path], modes: Dict[str, List[str]],
         for mode, names in modes.items():
             per_run = {name: runs[name][label] for name in names}
             rows.append({"mode": mode, "score": spread([run_score(t) for t in per_run.values()]),
-                         "finetune_seed_sd": statistics.mean(
-                             statistics.stdev(x.result["score"] for x in t) if len(t) > 1 else 0.0
-                             for t in per_run.values()),
+                         "finetune_seed_sd": None if len(reference) == 1 else statistics.mean(
+                             statistics.stdev(x.result["score"] for x in t) for t in per_run.values()),
                          "paired": None if mode == baseline else paired(
                              mode, per_run, baseline, {name: runs[name][label] for name in modes[baseline]})})
         labels[label] = {"task": result["task"], "folder": result["folder"], "dev_examples": result["dev_examples"],
@@ -229,7 +229,7 @@ def downstream_table(summary: dict) -> str:
             lines.append([row["mode"], str(row["score"]["n"]), fmt(run["train_macs"], ".3e"),
                           f"{run['train_macs']['mean'] / base['train_macs']['mean']:.3f}", fmt(run["wall_s"], ".0f"),
                           f"{run['wall_s']['mean'] / base['wall_s']['mean']:.3f}", fmt(row["score"], ".4f"),
-                          f"{row['finetune_seed_sd']:.4f}",
+                          "-" if row["finetune_seed_sd"] is None else f"{row['finetune_seed_sd']:.4f}",
                           signed(pair["delta"]) if pair else "-",
                           f"{pair['se']:.4f}" if pair and pair["se"] is not None else "-",
                           f"{pair['above']}/{pair['of']}" if pair else "-"])
