@@ -60,8 +60,8 @@ setup(
         # The research tools' plots (compare_runs' curves, Agg backend, no display).
         "research": ["matplotlib"],
         # scikit-learn and scipy: the independent computations the GLUE metrics and the random draws are tested
-        # against (fairseq brings both too)
-        "test": ["pytest", "tfrecord", "h5py", "pyarrow", "zstandard", "transformers", "safetensors", "protobuf", "matplotlib",
+        # against (fairseq brings both too); pytest-xdist: tests/run.sh runs the suite on every core
+        "test": ["pytest", "pytest-xdist", "tfrecord", "h5py", "pyarrow", "zstandard", "transformers", "safetensors", "protobuf", "matplotlib",
                  "scikit-learn", "scipy"],
     },
 )

@@ -5,6 +5,9 @@
 #   bash tests/run.sh --fast     the unit tests only (pytest -m "not slow"), for while you work
 # Other arguments go to pytest; when the first one names test files
 # (bash tests/run.sh tests/test_x.py -k y), only those run.
+# TEST_WORKERS (default 2) pytest-xdist workers share the test files (--dist loadfile: a file's tests, and the
+# fixtures only they use, stay in one worker); most tests use one core, so two workers halve the suite on
+# 2 cores. TEST_WORKERS=1: one process, as plain pytest.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup_env.sh"
@@ -17,4 +20,8 @@ fi
 if [ $# -eq 0 ] || [[ "$1" == -* ]]; then
     set -- tests "$@"
 fi
-exec "${TOKENDROP_VENV:-$repo/.venv}/bin/python" -m pytest "${fast[@]}" "$@"
+workers="${TEST_WORKERS:-2}"
+[[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "tests/run.sh: error: TEST_WORKERS=$workers: a number of workers, 1 or more" >&2; exit 2; }
+parallel=()
+[ "$workers" -eq 1 ] || parallel=(-n "$workers" --dist loadfile)
+exec "${TOKENDROP_VENV:-$repo/.venv}/bin/python" -m pytest "${fast[@]}" "${parallel[@]}" "$@"
