@@ -60,7 +60,7 @@ setup(
         # The research tools' plots (compare_runs' curves, Agg backend, no display).
         "research": ["matplotlib"],
         # scikit-learn and scipy: the independent computations the GLUE metrics and the random draws are tested
-        # against (fairseq brings both too); pytest-xdist: tests/run.sh runs the suite on every core
+        # against (fairseq brings both too); pytest-xdist: tests/run.sh shares the suite among TEST_WORKERS processes
         "test": ["pytest", "pytest-xdist", "tfrecord", "h5py", "pyarrow", "zstandard", "transformers", "safetensors", "protobuf", "matplotlib",
                  "scikit-learn", "scipy"],
     },

@@ -6,8 +6,8 @@
 # Other arguments go to pytest; when the first one names test files
 # (bash tests/run.sh tests/test_x.py -k y), only those run.
 # TEST_WORKERS (default 2) pytest-xdist workers share the test files (--dist loadfile: a file's tests, and the
-# fixtures only they use, stay in one worker); most tests use one core, so two workers halve the suite on
-# 2 cores. TEST_WORKERS=1: one process, as plain pytest.
+# fixtures only they use, stay in one worker); most tests use one core, so on 2 cores two workers took the
+# suite from 33 to 20 minutes. TEST_WORKERS=1: one process, as plain pytest.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup_env.sh"
