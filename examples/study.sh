@@ -31,8 +31,8 @@
 # The default (3000 baseline updates, the embedded corpus grown by the venv's package docstrings to
 # 1.7M tokens, the embedded task) is the study in docs/study.md. fairseq-tokendrop-inspect reads the
 # kept checkpoints too.
-# Outputs in OUT: the runs, tb/, curves.png, results.json, prepare_corpus.log (with sentencepiece's
-# trainer log), rotten_tomatoes/, finetune_bin/.
+# Outputs in OUT: the runs, tb/, curves.png (and curves_downstream.png with fine-tuning), results.json,
+# prepare_corpus.log (with sentencepiece's trainer log), rotten_tomatoes/, finetune_bin/.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TOKENDROP_VENV:-$repo/.venv}"

@@ -79,6 +79,7 @@ def test_downstream_numbers_match_the_hand_computation(tuned, tmp_path, capsys):
     dev_se = math.sqrt(0.296875 / 3) / 2
     assert pair["dev_se"] == pytest.approx(dev_se)
     assert pair["se"] == pytest.approx(math.sqrt((0.125 / 2 ** 0.5) ** 2 / 2 + dev_se ** 2))
+    assert pair["runs"] == pytest.approx({"drop_seed1": 0.25, "drop_seed2": 0.125})
     assert task["runs"]["drop_seed1"]["scores"] == {"1": 1.0, "2": 0.75}
     printed = capsys.readouterr().out.split("downstream rt:", 1)[1]
     # pretraining next to it: MACs 2500 and 2700 (1.080 of the baseline), wall 40 and 20 s against 30 and 24 s
@@ -104,6 +105,34 @@ def test_one_fine_tuning_seed_reports_no_seed_spread(tuned, tmp_path, capsys):
     printed = capsys.readouterr().out.split("downstream rt:", 1)[1]
     drop_line = next(line for line in printed.splitlines() if line.startswith("drop "))
     assert drop_line.split()[6:8] == ["1.0000±0.0000", "-"]
+
+
+def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_path):
+    """The forest plot's marks, read back from matplotlib, are the hand-computed differences of the test above."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
+
+    from fairseq_tokendrop.research.downstream_plot import DPI, MARGIN_IN, PANEL_IN, ROW_IN, draw
+
+    png, out = tmp_path / "curves.png", tmp_path / "out.json"
+    assert compare_runs.main(["--runs", *map(str, tuned), "--downstream", "--plot", str(png), "--json", str(out)]) == 0
+    # two rows (baseline and drop) in one panel
+    assert imread(str(tmp_path / "curves_downstream.png")).shape[:2] == (round(DPI * (2 * ROW_IN + MARGIN_IN)),
+                                                                          round(DPI * PANEL_IN))
+    summary = json.loads(out.read_text())
+    se = summary["downstream"]["rt"]["modes"][1]["paired"]["se"]
+    fig, ax = plt.subplots()
+    draw(ax, "rt", summary["downstream"]["rt"], "baseline", {"baseline": 1.0, "drop": 0.9})
+    seeds = ax.collections[0].get_offsets()
+    assert sorted(seeds[:, 0]) == pytest.approx([0.125, 0.25]) and list(seeds[:, 1]) == [0, 0]
+    diamond = ax.lines[0]
+    assert diamond.get_xdata()[0] == pytest.approx(0.1875)
+    bar = ax.collections[1].get_segments()[0]  # errorbar's horizontal bar
+    assert bar[:, 0] == pytest.approx([0.1875 - 2 * se, 0.1875 + 2 * se])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["drop (wall 0.90x)"]
+    plt.close(fig)
 
 
 def edit_metrics(path, **changes):

@@ -31,7 +31,9 @@ Per mode, as mean and spread (sample standard deviation) over seeds:
 - the final ``valid_mlm_acc``.
 The plot shows valid mlm_acc and valid loss against cumulative training MACs,
 one line per mode (the mean over seeds, on the union of their validation
-points inside the range all seeds cover), shaded mean +- one sd; without
+points inside the range all seeds cover), shaded mean +- one sd. With
+``--downstream`` a second PNG beside it, ``STEM_downstream.png``, shows each
+mode's fine-tuned score minus the baseline's (``research/downstream_plot.py``). Without
 matplotlib (the ``research`` extra) it is skipped in one line, and the table and
 ``--json`` are written all the same.
 """
@@ -49,6 +51,7 @@ from typing import Dict, List, Optional
 from ..atomic_file import atomic_path
 from ..errors import TokendropError
 from .downstream import downstream_table, summarize_downstream
+from .downstream_plot import downstream_png, plot_downstream
 from .seed_spread import aligned, fmt, spread
 
 SEED_SUFFIX = re.compile(r"^(?P<mode>.+)_seed\d+$")
@@ -258,7 +261,8 @@ def main(argv=None):
                         help="run directories (or their log files); NAME_seedK groups into mode NAME")
     parser.add_argument("--baseline", help="the mode the others are measured at the compute of (default: the first)")
     parser.add_argument("--target", type=float, help="valid mlm_acc whose first reaching is timed")
-    parser.add_argument("--plot", type=Path, help="write the two-panel PNG here")
+    parser.add_argument("--plot", type=Path, help="write the two-panel PNG here (with --downstream also "
+                        "STEM_downstream.png beside it)")
     parser.add_argument("--json", type=Path, help="write the table and per-run numbers here")
     parser.add_argument("--downstream", action="store_true",
                         help="also each run's fine-tunes, RUN/finetune/LABEL/seedJ/metrics.json (examples/study.sh "
@@ -287,6 +291,8 @@ def main(argv=None):
               file=sys.stderr)
     elif args.plot:
         plot(modes, summary, args.plot)
+        if args.downstream:
+            plot_downstream(summary, downstream_png(args.plot))
     if args.json:
         summary["runs"] = [{"run": r.name, "mode": r.mode, "updates": r.updates, "train_macs": r.train_macs,
                             "wall_s": r.wall, "valid_mlm_acc": r.valid[-1].mlm_acc,

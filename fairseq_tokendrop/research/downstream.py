@@ -18,8 +18,9 @@ Per label and mode, over pretraining seeds (sample sd, as compare_runs):
   with one fine-tuning seed, which measures no such spread);
 - ``paired``: run K of the mode against the baseline's run of the same
   pretraining seed K (same initialisation, data order and masks), each a mean
-  over the same fine-tuning seeds: the differences' mean and sd, and in how many
-  seeds the mode is above. Where the score is accuracy, the examples pair too:
+  over the same fine-tuning seeds: each of the mode's runs' difference (``runs``),
+  their mean and sd, and in how many seeds the mode is above. Where the score
+  is accuracy, the examples pair too:
   ``d_i`` is example i's correctness under the mode minus under the baseline,
   averaged over the paired fine-tunes, and ``dev_se`` = sd(d) / sqrt(n) is the
   dev set's sampling error of the difference (examples both get right or both
@@ -161,13 +162,14 @@ def run_score(tunes: List[FineTune]) -> float:
 def paired(mode: str, mode_runs: Dict[str, List[FineTune]], baseline: str,
            base_runs: Dict[str, List[FineTune]]) -> Optional[dict]:
     """The mode against the baseline, run by run of the same pretraining seed (MODE_seedK with BASELINE_seedK)."""
-    pairs = [(tunes, base_runs[baseline + name[len(mode):]]) for name, tunes in mode_runs.items()
-             if baseline + name[len(mode):] in base_runs]
-    if not pairs:
+    named = {name: (tunes, base_runs[baseline + name[len(mode):]]) for name, tunes in mode_runs.items()
+             if baseline + name[len(mode):] in base_runs}
+    if not named:
         return None
+    pairs = list(named.values())
     deltas = [run_score(m) - run_score(b) for m, b in pairs]
     result = {"delta": spread(deltas), "above": sum(d > 0 for d in deltas), "of": len(deltas),
-              "dev_se": None, "se": None}
+              "runs": dict(zip(named, deltas)), "dev_se": None, "se": None}
     if all(t.correct is not None for m, b in pairs for t in m + b):
         per_example = [statistics.mean(int(tm.correct[i]) - int(tb.correct[i]) for m, b in pairs
                                        for tm, tb in zip(m, b))
