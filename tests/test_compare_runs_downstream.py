@@ -118,7 +118,7 @@ def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_
 
     png, out = tmp_path / "curves.png", tmp_path / "out.json"
     assert compare_runs.main(["--runs", *map(str, tuned), "--downstream", "--plot", str(png), "--json", str(out)]) == 0
-    # two rows (baseline and drop) in one panel
+    # one panel, a row's height for each of the two modes (the baseline's row is left as room)
     assert imread(str(tmp_path / "curves_downstream.png")).shape[:2] == (round(DPI * (2 * ROW_IN + MARGIN_IN)),
                                                                           round(DPI * PANEL_IN))
     summary = json.loads(out.read_text())

@@ -11,7 +11,7 @@ from typing import Dict, List
 
 from ..atomic_file import atomic_path
 
-PANEL_IN, ROW_IN, MARGIN_IN, DPI = 7.0, 0.45, 1.5, 100  # a panel's width; its height: rows + margin
+PANEL_IN, ROW_IN, MARGIN_IN, DPI = 7.0, 0.45, 1.5, 100  # a panel's width; its height: a row a mode + margin
 
 
 def rows(task: dict, wall_ratio: Dict[str, float]) -> List[dict]:
