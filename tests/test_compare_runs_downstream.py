@@ -122,13 +122,14 @@ def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_
     assert imread(str(tmp_path / "curves_downstream.png")).shape[:2] == (round(DPI * (2 * ROW_IN + MARGIN_IN)),
                                                                           round(DPI * PANEL_IN))
     summary = json.loads(out.read_text())
-    se = summary["downstream"]["rt"]["modes"][1]["paired"]["se"]
+    se = math.sqrt((0.125 / 2 ** 0.5) ** 2 / 2 + (math.sqrt(0.296875 / 3) / 2) ** 2)  # as worked out above
     fig, ax = plt.subplots()
     draw(ax, "rt", summary["downstream"]["rt"], "baseline", {"baseline": 1.0, "drop": 0.9})
     seeds = ax.collections[0].get_offsets()
     assert sorted(seeds[:, 0]) == pytest.approx([0.125, 0.25]) and list(seeds[:, 1]) == [0, 0]
     diamond = ax.lines[0]
     assert diamond.get_xdata()[0] == pytest.approx(0.1875)
+    assert diamond.get_color() == "C0" and 0.1875 < 2 * se  # zero inside the bar: not the red of a clear gap
     bar = ax.collections[1].get_segments()[0]  # errorbar's horizontal bar
     assert bar[:, 0] == pytest.approx([0.1875 - 2 * se, 0.1875 + 2 * se])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["drop (wall 0.90x)"]
