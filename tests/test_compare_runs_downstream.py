@@ -109,12 +109,12 @@ def test_one_fine_tuning_seed_reports_no_seed_spread(tuned, tmp_path, capsys):
 
 def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_path):
     """The forest plot's marks, read back from matplotlib, are the hand-computed differences of the test above."""
-    import matplotlib
-    matplotlib.use("Agg")
+    import copy
+
     import matplotlib.pyplot as plt
     from matplotlib.image import imread
 
-    from fairseq_tokendrop.research.downstream_plot import DPI, MARGIN_IN, PANEL_IN, ROW_IN, draw
+    from fairseq_tokendrop.research.downstream_plot import DPI, MARGIN_IN, PANEL_IN, ROW_IN, draw, figure
 
     png, out = tmp_path / "curves.png", tmp_path / "out.json"
     assert compare_runs.main(["--runs", *map(str, tuned), "--downstream", "--plot", str(png), "--json", str(out)]) == 0
@@ -123,8 +123,8 @@ def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_
                                                                           round(DPI * PANEL_IN))
     summary = json.loads(out.read_text())
     se = math.sqrt((0.125 / 2 ** 0.5) ** 2 / 2 + (math.sqrt(0.296875 / 3) / 2) ** 2)  # as worked out above
-    fig, ax = plt.subplots()
-    draw(ax, "rt", summary["downstream"]["rt"], "baseline", {"baseline": 1.0, "drop": 0.9})
+    fig = figure(summary)
+    ax, = fig.axes
     seeds = ax.collections[0].get_offsets()
     assert sorted(seeds[:, 0]) == pytest.approx([0.125, 0.25]) and list(seeds[:, 1]) == [0, 0]
     diamond = ax.lines[0]
@@ -132,7 +132,14 @@ def test_downstream_picture_draws_each_seed_and_the_mean_with_two_se(tuned, tmp_
     assert diamond.get_color() == "C0" and 0.1875 < 2 * se  # zero inside the bar: not the red of a clear gap
     bar = ax.collections[1].get_segments()[0]  # errorbar's horizontal bar
     assert bar[:, 0] == pytest.approx([0.1875 - 2 * se, 0.1875 + 2 * se])
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["drop (wall 0.90x)"]
+    # pretraining wall-clock: drop's runs 30 and 24 s, the baseline's 40 and 20 s
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"drop (wall {27 / 30:.2f}x)"]
+    plt.close(fig)
+    narrow = copy.deepcopy(summary["downstream"]["rt"])
+    narrow["modes"][1]["paired"]["se"] = 0.05  # 0.1875 is then outside 2 se: the red of a clear gap
+    fig, ax = plt.subplots()
+    draw(ax, "rt", narrow, "baseline", {"baseline": 1.0, "drop": 0.9})
+    assert ax.lines[0].get_color() == "C3"
     plt.close(fig)
 
 

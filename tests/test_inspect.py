@@ -143,6 +143,48 @@ def test_importance_marks_equal_a_sort_by_hand_over_the_stored_scores(data_dir, 
     assert "update 7" in stdout and "no importance scores" not in stderr
 
 
+def test_the_picture_marks_the_kept_tokens_by_hand_and_plots_each_ranked_id(data_dir, tmp_path, capsys):
+    """--png: a row of token marks per sentence, the kept ones (a sort by hand) on a box; below, a point per
+    unpinned id the corpus holds, at its log count and score."""
+    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
+
+    from fairseq_tokendrop.research import inspect_png
+
+    flags = ["--token-drop", "0.4", "--token-allow-list", ALLOW, "--token-deny-list", DENY]
+    dictionary = Dictionary.load(str(data_dir / "dict.txt"))
+    symbols = list(dictionary.symbols) + ["<mask>"]
+    scores = distinct_scores(len(symbols), seed=5)
+    write_checkpoint(tmp_path / "ck.pt", data_dir, flags, scores, num_updates=3)
+    argv = [str(a) for a in (tmp_path / "ck.pt", "--text", write_lines(tmp_path, TEXT), "--png", tmp_path / "x.png")]
+    run_inspect(capsys, *argv)
+    # a line of marks per sentence (none wraps) and two of margin, then the scatter's 4.5 inches
+    assert imread(str(tmp_path / "x.png")).shape[:2] == (round(inspect_png.DPI * (0.24 * (len(TEXT) + 2) + 4.5)),
+                                                          round(inspect_png.DPI * inspect_png.WIDTH_IN))
+    fig = inspect_png.figure(inspect_dropping.build_report(inspect_dropping.parse_args(argv)))
+    marks_ax, scatter_ax = fig.axes
+    rows = {}
+    for text in marks_ax.texts:
+        x, y = text.get_position()
+        if x >= inspect_png.LABEL_CHARS:
+            rows.setdefault(y, []).append((text.get_text(), text.get_bbox_patch() is not None))
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(data_dir / "spm.model"))
+    index = {s: i for i, s in enumerate(symbols)}
+    allow = {index[s] for s in ALLOW.split(",")}
+    deny = {index[s] for s in DENY.split(",")}
+    assert sorted(rows) == list(range(len(TEXT)))
+    for line, row in zip(TEXT, (rows[y] for y in sorted(rows))):
+        ids = [0] + [index.get(p, dictionary.unk()) for p in spm.encode(line, out_type=str)] + [2]
+        kept = set(hand_kept(ids, scores, allow, deny, len(ids) - math.floor(0.4 * len(ids))))
+        assert row == [(symbols[i], p in kept) for p, i in enumerate(ids)]
+    counts = np.array(dictionary.count + [0], dtype=float)
+    held = [i for i in range(len(symbols)) if i not in allow | deny and counts[i] > 0]
+    points = scatter_ax.collections[0].get_offsets()
+    assert np.array(sorted(map(tuple, points.tolist()))) == pytest.approx(
+        np.array(sorted((math.log10(counts[i]), float(scores[i])) for i in held)))
+    plt.close(fig)
+
+
 def write_lines(tmp_path, lines):
     path = tmp_path / "text.txt"
     path.write_text("\n".join(lines) + "\n")

@@ -19,6 +19,7 @@ scores gets a line saying so. Outputs: the terminal view (stdout), ``--html`` (o
 page), ``--json``, and ``--png`` with matplotlib (``pip install .[research]``; without it, one line).
 """
 import argparse
+import importlib.util
 import logging
 import os
 import shutil
@@ -198,16 +199,15 @@ def terminal_lines(report: Report, width: int, colour: bool):
 
 
 def write_png(report: Report, path: str) -> None:
-    try:
-        from fairseq_tokendrop.research.inspect_png import write_png as draw
-    except ImportError as e:
-        log(f"no --png: {e.name} is missing (pip install .[research])")
+    if importlib.util.find_spec("matplotlib") is None:  # the picture is optional, the rest of the report is not
+        log("no --png: matplotlib is missing (pip install .[research])")
         return
+    from fairseq_tokendrop.research.inspect_png import write_png as draw
     draw(report, path)
     log(f"wrote {path}")
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                         help="fairseq-train checkpoints of one run, oldest first; the last one's marks are shown")
@@ -228,6 +228,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.sentences < 1 or args.top < 0:
         parser.error("--sentences must be >= 1 and --top >= 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     # Importing fairseq leaves the root logger at DEBUG; this command reports its own progress.
     logging.getLogger().setLevel(logging.WARNING)
     report = build_report(args)

@@ -40,7 +40,6 @@ matplotlib (the ``research`` extra) it is skipped in one line, and the table and
 import argparse
 import importlib.util
 import json
-import logging
 import re
 import statistics
 import sys
@@ -52,6 +51,7 @@ from ..atomic_file import atomic_path
 from ..errors import TokendropError
 from .downstream import downstream_table, summarize_downstream
 from .downstream_plot import downstream_png, plot_downstream
+from .png_figure import pyplot, save_png
 from .seed_spread import aligned, fmt, spread
 
 SEED_SUFFIX = re.compile(r"^(?P<mode>.+)_seed\d+$")
@@ -224,11 +224,7 @@ def mean_curve(runs: List[Run], field: str):
 
 
 def plot(modes: Dict[str, List[Run]], summary: dict, path: Path) -> None:
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug through
-    import matplotlib
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     top = max(r.train_macs for runs in modes.values() for r in runs)
     scale, unit = next((10.0 ** p, name) for p, name in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (0, ""))
                        if top >= 10.0 ** p)
@@ -250,9 +246,7 @@ def plot(modes: Dict[str, List[Run]], summary: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize="small")
     fig.tight_layout()
-    with atomic_path(str(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
+    save_png(fig, path, DPI)
 
 
 def main(argv=None):

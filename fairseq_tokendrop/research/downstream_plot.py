@@ -5,11 +5,10 @@ difference, the mean as a diamond with a bar of 2 se either side (inside it the 
 from none, research/downstream.py), and the zero line. A row's label carries the mode's pretraining
 wall-clock as a ratio to the baseline's, since equal MACs did not mean equal time (docs/study.md).
 """
-import logging
 from pathlib import Path
 from typing import Dict, List
 
-from ..atomic_file import atomic_path
+from .png_figure import pyplot, save_png
 
 PANEL_IN, ROW_IN, MARGIN_IN, DPI = 7.0, 0.45, 1.5, 100  # a panel's width; its height: a row a mode + margin
 
@@ -48,21 +47,19 @@ def downstream_png(curves_png: Path) -> Path:
     return curves_png.with_name(f"{curves_png.stem}_downstream{curves_png.suffix}")
 
 
-def plot_downstream(summary: dict, path: Path) -> None:
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug through
-    import matplotlib
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
+def figure(summary: dict):
+    """The picture of compare_runs' ``summary`` (its ``--json``, with ``--downstream``): a panel per task."""
     pretraining = {row["mode"]: row for row in summary["modes"]}
     base_wall = pretraining[summary["baseline"]]["wall_s"]["mean"]
     wall_ratio = {mode: row["wall_s"]["mean"] / base_wall for mode, row in pretraining.items()}
     tasks = summary["downstream"]
     height = ROW_IN * max(len(task["modes"]) for task in tasks.values()) + MARGIN_IN
-    fig, axes = plt.subplots(1, len(tasks), figsize=(PANEL_IN * len(tasks), height), dpi=DPI, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(tasks), figsize=(PANEL_IN * len(tasks), height), dpi=DPI, squeeze=False)
     for ax, (label, task) in zip(axes[0], tasks.items()):
         draw(ax, label, task, summary["baseline"], wall_ratio)
     fig.tight_layout()
-    with atomic_path(str(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
+    return fig
+
+
+def plot_downstream(summary: dict, path: Path) -> None:
+    save_png(figure(summary), path, DPI)

@@ -4,14 +4,11 @@ Top: the first sentences, one line of tokens per row of marks, kept tokens on a 
 dropped ones in grey. Bottom, where the checkpoint has scores and dict.txt has counts: the score of
 every ranked id against its corpus frequency, the most frequent tenth in orange and the specials in red.
 """
-import logging
-
-import matplotlib
 import numpy as np
 
-from ..atomic_file import atomic_path
 from ..inspection.html_page import KIND_COLOURS, OTHER_COLOUR, frequency_points
 from ..inspection.report import Report
+from .png_figure import pyplot, save_png
 
 SENTENCES = 4  # the picture's sentences: the page and the terminal show them all
 FONT_PT = 8
@@ -39,11 +36,9 @@ def _token_lines(report: Report):
     return lines
 
 
-def write_png(report: Report, path: str) -> None:
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug through
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
+def figure(report: Report):
+    """The picture: the sentences' marks, and below them the score-frequency scatter where there is one."""
+    plt = pyplot()
     shown = report.shown
     lines = _token_lines(report)
     plotted = report.plotted
@@ -75,6 +70,8 @@ def write_png(report: Report, path: str) -> None:
                      "(-1: importance is inverse frequency)\norange: the most frequent tenth of the vocabulary, "
                      "red: special tokens", fontsize=9, loc="left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
+    return fig
+
+
+def write_png(report: Report, path: str) -> None:
+    save_png(figure(report), path, DPI)
